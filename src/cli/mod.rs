@@ -1,0 +1,4 @@
+//! The `rawkit` command line.
+pub fn main() -> i32 {
+    0
+}

@@ -1,0 +1,289 @@
+//! Human-readable renderings: a one-line summary per datagram in tcpdump's spirit, a layered
+//! decode, and a hex dump.
+//!
+//! Nothing here panics on any input: a datagram that does not parse is summarised as far as it
+//! goes, then the error is named.
+
+use super::icmp::{DstUnreachable, IcmpPacket, IcmpRepr, IcmpType, QuotedTransport, TimeExceeded};
+use super::ipv4::{IpProtocol, Ipv4Packet, OptionIter};
+use super::udp::UdpPacket;
+use core::fmt::{self, Write};
+
+/// One line for an IPv4 datagram, such as
+/// `IP 127.0.0.1 > 127.0.0.1: ICMP echo request, id 4660, seq 1, length 64`.
+pub fn summary(datagram: &[u8]) -> String {
+    let mut s = String::with_capacity(96);
+    // Writing into a String cannot fail.
+    let _ = write_summary(&mut s, datagram);
+    s
+}
+
+/// [`summary`] into any writer.
+pub fn write_summary<W: Write>(w: &mut W, datagram: &[u8]) -> fmt::Result {
+    let ip = match Ipv4Packet::new_checked(datagram) {
+        Ok(ip) => ip,
+        Err(e) => {
+            // A short capture: say what there is.
+            return match Ipv4Packet::new_lax(datagram) {
+                Ok(ip) => write!(
+                    w,
+                    "IP {} > {}: [|{}] {e}",
+                    ip.src_addr(),
+                    ip.dst_addr(),
+                    ip.protocol()
+                ),
+                Err(_) => write!(w, "IP [|ip] {e}"),
+            };
+        }
+    };
+    if ip.version() != 4 {
+        return write!(w, "IP bad version {}, length {}", ip.version(), datagram.len());
+    }
+    let payload = ip.payload();
+    let first = ip.frag_offset() == 0;
+    match ip.protocol() {
+        IpProtocol::Udp if first => match UdpPacket::new_checked(payload) {
+            Ok(udp) => {
+                write!(
+                    w,
+                    "IP {}.{} > {}.{}: UDP, length {}",
+                    ip.src_addr(),
+                    udp.src_port(),
+                    ip.dst_addr(),
+                    udp.dst_port(),
+                    udp.payload().len()
+                )?;
+                if !ip.more_frags() && !udp.verify_checksum(ip.src_addr(), ip.dst_addr()) {
+                    write!(w, ", bad udp cksum 0x{:04x}", udp.checksum())?;
+                }
+            }
+            Err(e) => write!(w, "IP {} > {}: UDP [|udp] {e}", ip.src_addr(), ip.dst_addr())?,
+        },
+        IpProtocol::Icmp if first => {
+            write!(w, "IP {} > {}: ICMP ", ip.src_addr(), ip.dst_addr())?;
+            match IcmpPacket::new_checked(payload) {
+                Ok(icmp) => {
+                    write_icmp(w, &icmp)?;
+                    write!(w, ", length {}", payload.len())?;
+                    if !ip.more_frags() && !icmp.verify_checksum() {
+                        write!(w, ", bad icmp cksum 0x{:04x}", icmp.checksum())?;
+                    }
+                }
+                Err(e) => write!(w, "[|icmp] {e}")?,
+            }
+        }
+        p => write!(
+            w,
+            "IP {} > {}: {p}, length {}",
+            ip.src_addr(),
+            ip.dst_addr(),
+            payload.len()
+        )?,
+    }
+    if ip.is_fragment() {
+        write!(
+            w,
+            " (frag {}:{}@{}{})",
+            ip.ident(),
+            payload.len(),
+            ip.frag_offset_bytes(),
+            if ip.more_frags() { "+" } else { "" }
+        )?;
+    }
+    if !ip.options().is_empty() {
+        w.write_str(" (options")?;
+        for o in OptionIter::new(ip.options()) {
+            match o {
+                Ok(o) => write!(w, " {o}")?,
+                Err(e) => {
+                    write!(w, " [{e}]")?;
+                    break;
+                }
+            }
+        }
+        w.write_str(")")?;
+    }
+    if !ip.verify_checksum() {
+        write!(w, " [bad ip cksum 0x{:04x}]", ip.checksum())?;
+    }
+    Ok(())
+}
+
+fn write_icmp<W: Write, T: AsRef<[u8]>>(w: &mut W, icmp: &IcmpPacket<T>) -> fmt::Result {
+    let repr = match IcmpRepr::parse(icmp, false) {
+        Ok(r) => r,
+        Err(e) => return write!(w, "[|icmp] {e}"),
+    };
+    match repr {
+        IcmpRepr::EchoRequest { ident, seq_no, .. } => {
+            write!(w, "echo request, id {ident}, seq {seq_no}")
+        }
+        IcmpRepr::EchoReply { ident, seq_no, .. } => {
+            write!(w, "echo reply, id {ident}, seq {seq_no}")
+        }
+        IcmpRepr::DstUnreachable {
+            code, next_hop_mtu, ..
+        } => {
+            let q = icmp.quote_info();
+            let dst = q.map(|q| q.dst_addr.to_string()).unwrap_or_default();
+            match (code, q.map(|q| q.transport)) {
+                (
+                    DstUnreachable::PortUnreachable,
+                    Some(QuotedTransport::Ports { dst_port, .. }),
+                ) => {
+                    let proto = q.map(|q| q.protocol).unwrap_or(IpProtocol::Udp);
+                    write!(w, "{dst} {proto} port {dst_port} unreachable")
+                }
+                (DstUnreachable::FragRequired, _) => {
+                    write!(w, "{dst} unreachable - need to frag (mtu {next_hop_mtu})")
+                }
+                (DstUnreachable::NetUnreachable, _) => write!(w, "net {dst} unreachable"),
+                (DstUnreachable::HostUnreachable, _) => write!(w, "host {dst} unreachable"),
+                (DstUnreachable::ProtoUnreachable, _) => {
+                    let proto = q.map(|q| q.protocol).unwrap_or(IpProtocol::Unknown(0));
+                    write!(w, "{dst} protocol {} unreachable", u8::from(proto))
+                }
+                (DstUnreachable::CommProhibited, _) => {
+                    write!(w, "host {dst} unreachable - admin prohibited filter")
+                }
+                (c, _) => write!(w, "{dst} unreachable: {c}"),
+            }?;
+            write_extensions(w, icmp)
+        }
+        IcmpRepr::TimeExceeded { code, .. } => {
+            match code {
+                TimeExceeded::TtlExpired => w.write_str("time exceeded in-transit"),
+                TimeExceeded::FragExpired => w.write_str("ip reassembly time exceeded"),
+                TimeExceeded::Unknown(c) => write!(w, "time exceeded, code {c}"),
+            }?;
+            write_extensions(w, icmp)
+        }
+        IcmpRepr::ParamProblem { code, pointer, .. } => {
+            write!(w, "parameter problem - code {code} octet {pointer}")?;
+            write_extensions(w, icmp)
+        }
+        IcmpRepr::Redirect { code, gateway, .. } => {
+            let dst = icmp
+                .quote_info()
+                .map(|q| q.dst_addr.to_string())
+                .unwrap_or_default();
+            write!(w, "redirect {dst} to {gateway} ({code})")
+        }
+        IcmpRepr::SourceQuench { .. } => w.write_str("source quench"),
+        IcmpRepr::Timestamp {
+            reply,
+            ident,
+            seq_no,
+            ..
+        } => write!(
+            w,
+            "time stamp {}, id {ident}, seq {seq_no}",
+            if reply { "reply" } else { "query" }
+        ),
+        IcmpRepr::Other { msg_type, code, .. } => {
+            write!(w, "{}, code {code}", IcmpType::from(msg_type))
+        }
+    }
+}
+
+fn write_extensions<W: Write, T: AsRef<[u8]>>(w: &mut W, icmp: &IcmpPacket<T>) -> fmt::Result {
+    let Some(ext) = icmp.extensions() else {
+        return Ok(());
+    };
+    let ext = match ext {
+        Ok(e) => e,
+        Err(e) => return write!(w, ", [{e}]"),
+    };
+    for obj in ext.objects() {
+        match obj {
+            Ok(o) if o.is_mpls() => {
+                w.write_str(", MPLS")?;
+                for e in o.mpls_entries() {
+                    write!(w, " {e}")?;
+                }
+            }
+            Ok(o) => write!(
+                w,
+                ", ext class {} type {} len {}",
+                o.class_num,
+                o.c_type,
+                o.payload.len()
+            )?,
+            Err(e) => return write!(w, ", [{e}]"),
+        }
+    }
+    Ok(())
+}
+
+/// A hex dump with offsets and printable ASCII, 16 bytes a line:
+/// `0000  45 00 00 54 8a 1d 40 00  40 01 b2 89 7f 00 00 01  E..T..@.@.......`.
+pub fn hexdump(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 4 + 16);
+    for (i, line) in bytes.chunks(16).enumerate() {
+        let _ = write!(s, "{:04x}  ", i * 16);
+        for j in 0..16 {
+            match line.get(j) {
+                Some(b) => {
+                    let _ = write!(s, "{b:02x} ");
+                }
+                None => s.push_str("   "),
+            }
+            if j == 7 {
+                s.push(' ');
+            }
+        }
+        s.push(' ');
+        for &b in line {
+            s.push(if b.is_ascii_graphic() || b == b' ' {
+                b as char
+            } else {
+                '.'
+            });
+        }
+        s.push('\n');
+    }
+    s
+}
+
+/// Hex bytes without separators (for scripts and `--json`).
+pub fn hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// Parses hex: pairs of hex digits, with optional `0x` prefix and any whitespace, `:` or `-`
+/// between bytes. Returns what is wrong, in words, on failure.
+pub fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(text.len() / 2);
+    let mut digits = Vec::with_capacity(text.len());
+    for token in text.split(|c: char| c.is_whitespace() || c == ':' || c == '-' || c == ',') {
+        let t = token
+            .strip_prefix("0x")
+            .or_else(|| token.strip_prefix("0X"))
+            .unwrap_or(token);
+        digits.extend(t.chars());
+    }
+    if digits.len() % 2 != 0 {
+        return Err(format!(
+            "odd number of hex digits ({}): write each byte as two digits",
+            digits.len()
+        ));
+    }
+    for pair in digits.chunks(2) {
+        let hi = pair[0].to_digit(16);
+        let lo = pair[1].to_digit(16);
+        match (hi, lo) {
+            (Some(h), Some(l)) => out.push((h * 16 + l) as u8),
+            _ => {
+                return Err(format!(
+                    "'{}{}' is not a hex byte (use 0-9 and a-f)",
+                    pair[0], pair[1]
+                ));
+            }
+        }
+    }
+    Ok(out)
+}

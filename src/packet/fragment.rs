@@ -1,0 +1,139 @@
+//! Split an IPv4 datagram into fragments (RFC 791 section 3.2, "fragmentation").
+//!
+//! Each fragment carries `size` bytes of the original payload (the last one the rest); offsets
+//! are in 8-byte units, so `size` must be a multiple of 8. The first fragment keeps every option;
+//! later ones keep only the options whose "copied" bit is set. A datagram that is itself a
+//! fragment can be split again: offsets add up, and the last piece keeps the original MF bit.
+//!
+//! [`Fragmenter`] writes one fragment at a time into the caller's buffer; [`fragment`] collects
+//! them into vectors for convenience.
+
+use super::error::{Error, Layer, Result};
+use super::ipv4::{self, Ipv4Option, Ipv4Packet, OptionIter};
+
+/// Writes the fragments of one datagram one by one.
+#[derive(Debug, Clone)]
+pub struct Fragmenter<'a> {
+    packet: Ipv4Packet<&'a [u8]>,
+    size: usize,
+    pos: usize,
+    copied_options: [u8; 40],
+    copied_len: usize,
+}
+
+impl<'a> Fragmenter<'a> {
+    /// Prepares to split `datagram` (a whole IPv4 datagram: header checks of
+    /// [`Ipv4Packet::new_checked`]) into pieces of `size` payload bytes.
+    pub fn new(datagram: &'a [u8], size: usize) -> Result<Self> {
+        if size == 0 || size % 8 != 0 {
+            return Err(Error::Invalid {
+                layer: Layer::Fragment,
+                reason: "fragment size must be a positive multiple of 8 (offsets count 8-byte units)",
+            });
+        }
+        let packet = Ipv4Packet::new_checked(datagram)?;
+        let mut copied_options = [0u8; 40];
+        let mut copied_len = 0;
+        for opt in OptionIter::new(packet.options()) {
+            let opt: Ipv4Option<'_> = opt?;
+            if opt.is_copied() {
+                copied_len += opt.emit(&mut copied_options[copied_len..])?;
+            }
+        }
+        Ok(Fragmenter {
+            packet,
+            size,
+            pos: 0,
+            copied_options,
+            copied_len,
+        })
+    }
+
+    /// How many fragments there will be (at least one, even for an empty payload).
+    pub fn count(&self) -> usize {
+        self.packet.payload().len().div_ceil(self.size).max(1)
+    }
+
+    /// The largest fragment in bytes (the first, which has all the options).
+    pub fn max_fragment_len(&self) -> usize {
+        self.packet.header_len() + self.size.min(self.packet.payload().len())
+    }
+
+    /// Writes the next fragment into `buf`; `None` when all were written.
+    pub fn next_into(&mut self, buf: &mut [u8]) -> Option<Result<usize>> {
+        let payload = self.packet.payload();
+        let first = self.pos == 0;
+        if !first && self.pos >= payload.len() {
+            return None;
+        }
+        let end = (self.pos + self.size).min(payload.len());
+        let chunk = &payload[self.pos..end];
+        let opts_len = if first {
+            self.packet.options().len()
+        } else {
+            self.copied_len.next_multiple_of(4)
+        };
+        let hl = ipv4::HEADER_LEN + opts_len;
+        let n = hl + chunk.len();
+        if buf.len() < n {
+            return Some(Err(Error::BufferTooSmall {
+                layer: Layer::Fragment,
+                need: n,
+                have: buf.len(),
+            }));
+        }
+        let src = self.packet.as_bytes();
+        buf[..ipv4::HEADER_LEN].copy_from_slice(&src[..ipv4::HEADER_LEN]);
+        if first {
+            buf[ipv4::HEADER_LEN..hl].copy_from_slice(self.packet.options());
+        } else {
+            buf[ipv4::HEADER_LEN..hl].fill(0);
+            buf[ipv4::HEADER_LEN..ipv4::HEADER_LEN + self.copied_len]
+                .copy_from_slice(&self.copied_options[..self.copied_len]);
+        }
+        buf[hl..n].copy_from_slice(chunk);
+        let last = end >= payload.len();
+        let base = self.packet.frag_offset_bytes();
+        let mut ip = Ipv4Packet::new_unchecked(&mut buf[..n]);
+        ip.set_ihl((hl / 4) as u8);
+        ip.set_total_len(n as u16);
+        ip.set_more_frags(!last || self.packet.more_frags());
+        ip.set_frag_offset(((base + self.pos) / 8) as u16);
+        ip.set_checksum(0);
+        ip.fill_checksum();
+        self.pos = if first && payload.is_empty() {
+            1
+        } else {
+            end
+        };
+        Some(Ok(n))
+    }
+}
+
+/// Splits `datagram` into fragments of `size` payload bytes each.
+///
+/// ```
+/// use rawkit::packet::{builder::Ipv4Builder, fragment::fragment, ipv4::Ipv4Packet};
+/// use std::net::Ipv4Addr;
+/// let payload = [7u8; 100];
+/// let mut buf = [0u8; 200];
+/// let n = Ipv4Builder::new(Ipv4Addr::LOCALHOST, Ipv4Addr::LOCALHOST)
+///     .ident(42)
+///     .udp(1, 2, &payload)
+///     .emit(&mut buf)
+///     .unwrap();
+/// let frags = fragment(&buf[..n], 48).unwrap();
+/// assert_eq!(frags.len(), 3); // 108 bytes of UDP: 48 + 48 + 12
+/// let last = Ipv4Packet::new_checked(&frags[2][..]).unwrap();
+/// assert_eq!((last.frag_offset(), last.more_frags()), (12, false));
+/// ```
+pub fn fragment(datagram: &[u8], size: usize) -> Result<Vec<Vec<u8>>> {
+    let mut f = Fragmenter::new(datagram, size)?;
+    let mut out = Vec::with_capacity(f.count());
+    let mut buf = vec![0u8; f.max_fragment_len()];
+    while let Some(r) = f.next_into(&mut buf) {
+        let n = r?;
+        out.push(buf[..n].to_vec());
+    }
+    Ok(out)
+}

@@ -1,0 +1,212 @@
+//! UDP headers (RFC 768): a zero-copy view and a small repr.
+//!
+//! The checksum covers the IPv4 pseudo-header, the UDP header and the payload. RFC 768: a
+//! transmitted checksum of 0 means "none"; a computed checksum of 0 is sent as 0xffff.
+
+use super::checksum;
+use super::{read_u16, write_u16};
+use super::error::{Error, Layer, LenSource, Result};
+use super::ipv4::IpProtocol;
+use std::net::Ipv4Addr;
+
+/// Size of the UDP header.
+pub const HEADER_LEN: usize = 8;
+
+mod field {
+    use core::ops::Range;
+    pub const SRC_PORT: Range<usize> = 0..2;
+    pub const DST_PORT: Range<usize> = 2..4;
+    pub const LENGTH: Range<usize> = 4..6;
+    pub const CHECKSUM: Range<usize> = 6..8;
+}
+
+/// A read/write view of a UDP datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UdpPacket<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> UdpPacket<T> {
+    /// Wraps a buffer without checks.
+    pub const fn new_unchecked(buffer: T) -> Self {
+        UdpPacket { buffer }
+    }
+
+    /// Wraps a buffer after checking `8 <= length field <= buffer length`; afterwards no
+    /// accessor panics. Bytes beyond the length field are ignored by [`UdpPacket::payload`].
+    pub fn new_checked(buffer: T) -> Result<Self> {
+        let p = UdpPacket::new_unchecked(buffer);
+        p.check_len()?;
+        Ok(p)
+    }
+
+    /// The checks of [`UdpPacket::new_checked`].
+    pub fn check_len(&self) -> Result<()> {
+        let have = self.buffer.as_ref().len();
+        if have < HEADER_LEN {
+            return Err(Error::truncated(Layer::Udp, HEADER_LEN, have, LenSource::Header));
+        }
+        let len = self.len() as usize;
+        if len < HEADER_LEN {
+            return Err(Error::BadLength {
+                layer: Layer::Udp,
+                field: "length",
+                value: len,
+                min: HEADER_LEN,
+            });
+        }
+        if have < len {
+            return Err(Error::truncated(Layer::Udp, len, have, LenSource::UdpLen));
+        }
+        Ok(())
+    }
+
+    /// The wrapped buffer.
+    pub fn into_inner(self) -> T {
+        self.buffer
+    }
+
+    /// Source port.
+    #[inline]
+    pub fn src_port(&self) -> u16 {
+        read_u16(self.buffer.as_ref(), field::SRC_PORT.start)
+    }
+
+    /// Destination port.
+    #[inline]
+    pub fn dst_port(&self) -> u16 {
+        read_u16(self.buffer.as_ref(), field::DST_PORT.start)
+    }
+
+    /// Length field (header plus payload).
+    #[inline]
+    #[allow(clippy::len_without_is_empty)]
+    pub fn len(&self) -> u16 {
+        read_u16(self.buffer.as_ref(), field::LENGTH.start)
+    }
+
+    /// Checksum field; 0 means none was computed.
+    #[inline]
+    pub fn checksum(&self) -> u16 {
+        read_u16(self.buffer.as_ref(), field::CHECKSUM.start)
+    }
+
+    /// The payload, up to the length field (or the buffer end, if the buffer is shorter).
+    pub fn payload(&self) -> &[u8] {
+        let b = self.buffer.as_ref();
+        let end = (self.len() as usize).clamp(HEADER_LEN.min(b.len()), b.len());
+        &b[HEADER_LEN.min(end)..end]
+    }
+
+    /// The checksum this datagram should carry, over the pseudo-header and the bytes covered by
+    /// the length field; 0 computed is returned as 0xffff (RFC 768).
+    pub fn compute_checksum(&self, src: Ipv4Addr, dst: Ipv4Addr) -> u16 {
+        let b = self.buffer.as_ref();
+        let end = (self.len() as usize).clamp(HEADER_LEN, b.len());
+        let mut acc = checksum::pseudo_header(src, dst, IpProtocol::Udp.into(), self.len());
+        acc.add(&b[..field::CHECKSUM.start])
+            .add(&b[field::CHECKSUM.end..end]);
+        match acc.checksum() {
+            0 => 0xffff,
+            c => c,
+        }
+    }
+
+    /// True when the checksum is 0 (none) or verifies.
+    pub fn verify_checksum(&self, src: Ipv4Addr, dst: Ipv4Addr) -> bool {
+        let c = self.checksum();
+        c == 0 || c == self.compute_checksum(src, dst)
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
+    /// Sets the source port.
+    pub fn set_src_port(&mut self, v: u16) {
+        write_u16(self.buffer.as_mut(), field::SRC_PORT.start, v);
+    }
+
+    /// Sets the destination port.
+    pub fn set_dst_port(&mut self, v: u16) {
+        write_u16(self.buffer.as_mut(), field::DST_PORT.start, v);
+    }
+
+    /// Sets the length field.
+    pub fn set_len(&mut self, v: u16) {
+        write_u16(self.buffer.as_mut(), field::LENGTH.start, v);
+    }
+
+    /// Sets the checksum field to any value (0 for none).
+    pub fn set_checksum(&mut self, v: u16) {
+        write_u16(self.buffer.as_mut(), field::CHECKSUM.start, v);
+    }
+
+    /// The payload, mutable (whole buffer after the header).
+    pub fn payload_mut(&mut self) -> &mut [u8] {
+        &mut self.buffer.as_mut()[HEADER_LEN..]
+    }
+
+    /// Computes and writes the checksum.
+    pub fn fill_checksum(&mut self, src: Ipv4Addr, dst: Ipv4Addr) {
+        self.set_checksum(0);
+        let c = self.compute_checksum(src, dst);
+        self.set_checksum(c);
+    }
+}
+
+/// The everyday fields of a UDP datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UdpRepr {
+    /// Source port.
+    pub src_port: u16,
+    /// Destination port.
+    pub dst_port: u16,
+}
+
+impl UdpRepr {
+    /// Parses a checked datagram; a checksum that is neither 0 nor correct is an error.
+    pub fn parse<T: AsRef<[u8]>>(p: &UdpPacket<T>, src: Ipv4Addr, dst: Ipv4Addr) -> Result<Self> {
+        p.check_len()?;
+        if !p.verify_checksum(src, dst) {
+            return Err(Error::Checksum {
+                layer: Layer::Udp,
+                found: p.checksum(),
+                expected: p.compute_checksum(src, dst),
+            });
+        }
+        Ok(UdpRepr {
+            src_port: p.src_port(),
+            dst_port: p.dst_port(),
+        })
+    }
+
+    /// Bytes the header and `payload_len` bytes occupy.
+    pub const fn buffer_len(&self, payload_len: usize) -> usize {
+        HEADER_LEN + payload_len
+    }
+
+    /// Writes header and payload into `buf`, with length and checksum; returns the bytes written.
+    pub fn emit(&self, buf: &mut [u8], payload: &[u8], src: Ipv4Addr, dst: Ipv4Addr) -> Result<usize> {
+        let n = HEADER_LEN + payload.len();
+        if n > u16::MAX as usize {
+            return Err(Error::Invalid {
+                layer: Layer::Udp,
+                reason: "datagram longer than 65535 bytes",
+            });
+        }
+        if buf.len() < n {
+            return Err(Error::BufferTooSmall {
+                layer: Layer::Udp,
+                need: n,
+                have: buf.len(),
+            });
+        }
+        let mut p = UdpPacket::new_unchecked(&mut buf[..n]);
+        p.set_src_port(self.src_port);
+        p.set_dst_port(self.dst_port);
+        p.set_len(n as u16);
+        p.payload_mut().copy_from_slice(payload);
+        p.fill_checksum(src, dst);
+        Ok(n)
+    }
+}
+
