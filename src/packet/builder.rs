@@ -366,7 +366,9 @@ impl<'a> Ipv4Builder<'a> {
                     let mut p = UdpPacket::new_unchecked(&mut *body);
                     p.set_src_port(src_port);
                     p.set_dst_port(dst_port);
-                    let len = self.udp_len.unwrap_or((udp::HEADER_LEN + payload.len()) as u16);
+                    let len = self
+                        .udp_len
+                        .unwrap_or((udp::HEADER_LEN + payload.len()) as u16);
                     p.set_len(len);
                     p.payload_mut().copy_from_slice(payload);
                     p.set_checksum(0);
@@ -411,5 +413,162 @@ impl<'a> Ipv4Builder<'a> {
         };
         Ipv4Packet::new_unchecked(&mut *buf).set_checksum(c);
         Ok(total)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packet::checksum;
+    use crate::packet::icmp::IcmpType;
+    use crate::packet::ipv4::{Ipv4Option, emit_options};
+
+    const A: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+    const B: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+
+    #[test]
+    fn echo_request_has_lengths_and_checksums_filled() {
+        let data = [0x5au8; 56];
+        let mut buf = [0xa5u8; 100];
+        let n = Ipv4Builder::new(A, B)
+            .ttl(7)
+            .tos(0xb8)
+            .ident(99)
+            .dont_frag(true)
+            .icmp(&IcmpRepr::EchoRequest {
+                ident: 1,
+                seq_no: 2,
+                data: &data,
+            })
+            .emit(&mut buf)
+            .unwrap();
+        assert_eq!(n, 84);
+        let ip = Ipv4Packet::new_checked(&buf[..n]).unwrap();
+        assert!(ip.verify_checksum());
+        assert_eq!(
+            (ip.ttl(), ip.tos(), ip.ident(), ip.dont_frag()),
+            (7, 0xb8, 99, true)
+        );
+        assert_eq!(ip.protocol(), IpProtocol::Icmp);
+        assert_eq!(ip.total_len(), 84);
+        let icmp = IcmpPacket::new_checked(ip.payload()).unwrap();
+        assert!(icmp.verify_checksum());
+        assert_eq!(icmp.msg_type(), IcmpType::EchoRequest);
+    }
+
+    #[test]
+    fn every_override_lands_in_the_bytes() {
+        let mut buf = [0u8; 64];
+        let n = Ipv4Builder::new(A, B)
+            .version(6)
+            .ihl(4)
+            .total_len(9999)
+            .checksum(0xbeef)
+            .reserved_flag(true)
+            .more_frags(true)
+            .frag_offset(0x1fff)
+            .protocol(IpProtocol::Tcp)
+            .udp(1, 2, b"hello")
+            .udp_len(99)
+            .udp_checksum(UdpChecksum::Value(0x1234))
+            .emit(&mut buf)
+            .unwrap();
+        assert_eq!(n, 33);
+        let ip = Ipv4Packet::new_unchecked(&buf[..n]);
+        assert_eq!((ip.version(), ip.ihl(), ip.total_len()), (6, 4, 9999));
+        assert_eq!(ip.checksum(), 0xbeef);
+        assert!(ip.reserved_flag() && ip.more_frags() && !ip.dont_frag());
+        assert_eq!(ip.frag_offset(), 0x1fff);
+        assert_eq!(ip.protocol(), IpProtocol::Tcp);
+        let udp = UdpPacket::new_unchecked(&buf[20..n]);
+        assert_eq!((udp.len(), udp.checksum()), (99, 0x1234));
+        assert_eq!(&buf[28..n], b"hello");
+    }
+
+    #[test]
+    fn udp_checksum_modes() {
+        let mut buf = [0u8; 64];
+        let b = Ipv4Builder::new(A, B).udp(5000, 6000, b"x");
+        for (mode, ok) in [
+            (UdpChecksum::Auto, true),
+            (UdpChecksum::None, true),
+            (UdpChecksum::Bad, false),
+        ] {
+            let n = b.udp_checksum(mode).emit(&mut buf).unwrap();
+            let udp = UdpPacket::new_checked(&buf[20..n]).unwrap();
+            assert_eq!(udp.verify_checksum(A, B), ok, "{mode:?}");
+            assert_eq!(udp.checksum() == 0, mode == UdpChecksum::None);
+        }
+    }
+
+    #[test]
+    fn options_are_padded_and_counted_in_ihl() {
+        let mut opts = [0u8; 8];
+        let n = emit_options(&[Ipv4Option::Nop, Ipv4Option::RouterAlert(0)], &mut opts).unwrap();
+        let mut buf = [0u8; 64];
+        let len = Ipv4Builder::new(A, B)
+            .options(&opts[..n])
+            .raw(b"abcd")
+            .protocol(IpProtocol::Unknown(253))
+            .emit(&mut buf)
+            .unwrap();
+        assert_eq!(len, 20 + 8 + 4);
+        let ip = Ipv4Packet::new_checked(&buf[..len]).unwrap();
+        assert_eq!(ip.ihl(), 7);
+        assert_eq!(ip.options(), &[1, 148, 4, 0, 0, 0, 0, 0]);
+        assert!(ip.verify_checksum());
+        assert_eq!(ip.payload(), b"abcd");
+        assert_eq!(checksum::checksum(&buf[..0]), 0xffff);
+    }
+
+    #[test]
+    fn impossible_requests_are_errors_not_panics() {
+        let big = vec![0u8; 65_516];
+        let mut buf = vec![0u8; 70_000];
+        let e = Ipv4Builder::new(A, B).raw(&big).emit(&mut buf).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "builder: datagram longer than 65535 bytes: shorten the payload"
+        );
+        assert!(
+            Ipv4Builder::new(A, B)
+                .options(&[1; 41])
+                .emit(&mut buf)
+                .is_err()
+        );
+        assert!(
+            Ipv4Builder::new(A, B)
+                .frag_offset(0x2000)
+                .emit(&mut buf)
+                .is_err()
+        );
+        assert!(Ipv4Builder::new(A, B).ihl(16).emit(&mut buf).is_err());
+        assert_eq!(
+            Ipv4Builder::new(A, B).raw(b"abc").emit(&mut [0u8; 22]),
+            Err(Error::BufferTooSmall {
+                layer: Layer::Builder,
+                need: 23,
+                have: 22
+            })
+        );
+        // The largest datagram that fits is accepted.
+        let max = vec![0u8; 65_515];
+        assert_eq!(Ipv4Builder::new(A, B).raw(&max).emit(&mut buf), Ok(65_535));
+    }
+
+    #[test]
+    fn icmp_checksum_override_is_kept() {
+        let mut buf = [0u8; 64];
+        let n = Ipv4Builder::new(A, B)
+            .icmp(&IcmpRepr::EchoRequest {
+                ident: 1,
+                seq_no: 1,
+                data: &[],
+            })
+            .icmp_checksum(0)
+            .emit(&mut buf)
+            .unwrap();
+        assert_eq!(&buf[22..24], &[0, 0]);
+        assert_eq!(n, 28);
     }
 }

@@ -176,7 +176,10 @@ mod tests {
     // RFC 1071 section 3 numerical example: 00 01 f2 03 f4 f5 f6 f7 sums to 0xddf2.
     #[test]
     fn rfc1071_example_sums_to_ddf2() {
-        assert_eq!(sum(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]), 0xddf2);
+        assert_eq!(
+            sum(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]),
+            0xddf2
+        );
     }
 
     #[test]
@@ -195,7 +198,9 @@ mod tests {
 
     #[test]
     fn every_length_matches_reference() {
-        let data: Vec<u8> = (0..1200u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        let data: Vec<u8> = (0..1200u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
         for len in 0..data.len() {
             assert_eq!(sum(&data[..len]), sum_reference(&data[..len]), "len {len}");
         }
@@ -214,14 +219,21 @@ mod tests {
         for cut1 in 0..data.len() {
             let cut2 = (cut1 + 13).min(data.len());
             let mut acc = Accumulator::new();
-            acc.add(&data[..cut1]).add(&data[cut1..cut2]).add(&data[cut2..]);
+            acc.add(&data[..cut1])
+                .add(&data[cut1..cut2])
+                .add(&data[cut2..]);
             assert_eq!(acc.sum(), sum(&data), "cuts {cut1} {cut2}");
         }
     }
 
     #[test]
     fn pseudo_header_matches_manual_sum() {
-        let acc = pseudo_header(Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2), 17, 12);
+        let acc = pseudo_header(
+            Ipv4Addr::new(10, 0, 0, 1),
+            Ipv4Addr::new(10, 0, 0, 2),
+            17,
+            12,
+        );
         let bytes = [10, 0, 0, 1, 10, 0, 0, 2, 0, 17, 0, 12];
         assert_eq!(acc.sum(), sum_reference(&bytes));
     }

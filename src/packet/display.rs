@@ -37,7 +37,12 @@ pub fn write_summary<W: Write>(w: &mut W, datagram: &[u8]) -> fmt::Result {
         }
     };
     if ip.version() != 4 {
-        return write!(w, "IP bad version {}, length {}", ip.version(), datagram.len());
+        return write!(
+            w,
+            "IP bad version {}, length {}",
+            ip.version(),
+            datagram.len()
+        );
     }
     let payload = ip.payload();
     let first = ip.frag_offset() == 0;
@@ -53,11 +58,19 @@ pub fn write_summary<W: Write>(w: &mut W, datagram: &[u8]) -> fmt::Result {
                     udp.dst_port(),
                     udp.payload().len()
                 )?;
-                if !ip.more_frags() && !udp.verify_checksum(ip.src_addr(), ip.dst_addr()) {
+                let (src, dst) = (ip.src_addr(), ip.dst_addr());
+                if !ip.more_frags() && udp.is_partial_checksum(src, dst) {
+                    w.write_str(", cksum partial (offloaded)")?;
+                } else if !ip.more_frags() && !udp.verify_checksum(src, dst) {
                     write!(w, ", bad udp cksum 0x{:04x}", udp.checksum())?;
                 }
             }
-            Err(e) => write!(w, "IP {} > {}: UDP [|udp] {e}", ip.src_addr(), ip.dst_addr())?,
+            Err(e) => write!(
+                w,
+                "IP {} > {}: UDP [|udp] {e}",
+                ip.src_addr(),
+                ip.dst_addr()
+            )?,
         },
         IpProtocol::Icmp if first => {
             write!(w, "IP {} > {}: ICMP ", ip.src_addr(), ip.dst_addr())?;
@@ -286,4 +299,123 @@ pub fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packet::builder::Ipv4Builder;
+    use crate::packet::icmp::{ErrorBody, MplsEntry, ObjectRepr, emit_extensions};
+    use std::net::Ipv4Addr;
+
+    const LO: Ipv4Addr = Ipv4Addr::LOCALHOST;
+
+    fn build(b: Ipv4Builder<'_>) -> Vec<u8> {
+        let mut buf = vec![0u8; 1500];
+        let n = b.emit(&mut buf).unwrap();
+        buf.truncate(n);
+        buf
+    }
+
+    #[test]
+    fn echo_request_reads_like_tcpdump() {
+        let d = build(Ipv4Builder::new(LO, LO).icmp(&IcmpRepr::EchoRequest {
+            ident: 4660,
+            seq_no: 1,
+            data: &[0; 56],
+        }));
+        assert_eq!(
+            summary(&d),
+            "IP 127.0.0.1 > 127.0.0.1: ICMP echo request, id 4660, seq 1, length 64"
+        );
+    }
+
+    #[test]
+    fn udp_port_unreachable_and_time_exceeded_with_mpls() {
+        let probe = build(Ipv4Builder::new(LO, LO).udp(40000, 33434, b"probe"));
+        assert_eq!(
+            summary(&probe),
+            "IP 127.0.0.1.40000 > 127.0.0.1.33434: UDP, length 5"
+        );
+        let unreach = build(Ipv4Builder::new(LO, LO).icmp(&IcmpRepr::DstUnreachable {
+            code: DstUnreachable::PortUnreachable,
+            next_hop_mtu: 0,
+            body: ErrorBody::quote(&probe),
+        }));
+        assert_eq!(
+            summary(&unreach),
+            "IP 127.0.0.1 > 127.0.0.1: ICMP 127.0.0.1 udp port 33434 unreachable, length 41"
+        );
+        let mut ext = [0u8; 16];
+        let stack = [MplsEntry {
+            label: 24001,
+            tc: 0,
+            bottom: true,
+            ttl: 1,
+        }];
+        let n = emit_extensions(&[ObjectRepr::Mpls(&stack)], &mut ext).unwrap();
+        let te = build(Ipv4Builder::new(Ipv4Addr::new(198, 18, 1, 1), LO).icmp(
+            &IcmpRepr::TimeExceeded {
+                code: TimeExceeded::TtlExpired,
+                body: ErrorBody {
+                    quote: &probe,
+                    extensions: Some(&ext[..n]),
+                },
+            },
+        ));
+        assert_eq!(
+            summary(&te),
+            "IP 198.18.1.1 > 127.0.0.1: ICMP time exceeded in-transit, MPLS L=24001,E=0,S=1,T=1, length 148"
+        );
+    }
+
+    #[test]
+    fn fragments_options_and_bad_checksums_are_marked() {
+        let d = build(
+            Ipv4Builder::new(LO, LO)
+                .ident(7)
+                .more_frags(true)
+                .options(&[1, 1, 1, 0])
+                .checksum(0x1234)
+                .udp(1, 2, &[0; 16]),
+        );
+        let s = summary(&d);
+        assert!(
+            s.starts_with("IP 127.0.0.1.1 > 127.0.0.1.2: UDP, length 16 (frag 7:24@0+)"),
+            "{s}"
+        );
+        assert!(s.contains("(options NOP NOP NOP EOL)"), "{s}");
+        assert!(s.ends_with("[bad ip cksum 0x1234]"), "{s}");
+    }
+
+    #[test]
+    fn garbage_never_panics_and_says_what_is_wrong() {
+        assert_eq!(
+            summary(&[0x45, 0, 0]),
+            "IP [|ip] ipv4: truncated: need 20 bytes, have 3 (required by the minimum header size)"
+        );
+        let mut d = build(Ipv4Builder::new(LO, LO).udp(1, 2, b"abc"));
+        d[3] = 200;
+        assert!(summary(&d).contains("[|udp] ipv4: truncated: need 200 bytes, have 31"));
+        for len in 0..d.len() {
+            let _ = summary(&d[..len]);
+        }
+    }
+
+    #[test]
+    fn hexdump_and_hex_parse() {
+        let dump = hexdump(b"E\x00\x00\x54abcdefghijklmnopq");
+        assert_eq!(
+            dump,
+            "0000  45 00 00 54 61 62 63 64  65 66 67 68 69 6a 6b 6c  E..Tabcdefghijkl\n\
+             0010  6d 6e 6f 70 71                                    mnopq\n"
+        );
+        assert_eq!(
+            parse_hex("45 00:0x54-ff").unwrap(),
+            vec![0x45, 0, 0x54, 0xff]
+        );
+        assert!(parse_hex("abc").unwrap_err().contains("odd number"));
+        assert!(parse_hex("zz").unwrap_err().contains("not a hex byte"));
+        assert_eq!(hex(&[0xde, 0xad]), "dead");
+    }
 }

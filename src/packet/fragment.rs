@@ -101,11 +101,7 @@ impl<'a> Fragmenter<'a> {
         ip.set_frag_offset(((base + self.pos) / 8) as u16);
         ip.set_checksum(0);
         ip.fill_checksum();
-        self.pos = if first && payload.is_empty() {
-            1
-        } else {
-            end
-        };
+        self.pos = if first && payload.is_empty() { 1 } else { end };
         Some(Ok(n))
     }
 }
@@ -136,4 +132,103 @@ pub fn fragment(datagram: &[u8], size: usize) -> Result<Vec<Vec<u8>>> {
         out.push(buf[..n].to_vec());
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packet::builder::Ipv4Builder;
+    use crate::packet::ipv4::{Ipv4Option, emit_options};
+    use std::net::Ipv4Addr;
+
+    fn datagram(payload: &[u8], options: &[u8]) -> Vec<u8> {
+        let mut buf = vec![0u8; 2000];
+        let n = Ipv4Builder::new(Ipv4Addr::new(198, 18, 0, 1), Ipv4Addr::new(198, 18, 0, 2))
+            .ident(0x4242)
+            .options(options)
+            .udp(7, 9, payload)
+            .emit(&mut buf)
+            .unwrap();
+        buf.truncate(n);
+        buf
+    }
+
+    #[test]
+    fn pieces_reassemble_to_the_original_payload() {
+        let payload: Vec<u8> = (0..1000u32).map(|i| i as u8).collect();
+        let d = datagram(&payload, &[]);
+        let frags = fragment(&d, 256).unwrap();
+        assert_eq!(frags.len(), 4); // 1008 bytes of UDP
+        let mut whole = vec![0u8; 1008];
+        for (i, f) in frags.iter().enumerate() {
+            let ip = Ipv4Packet::new_checked(&f[..]).unwrap();
+            assert!(ip.verify_checksum());
+            assert_eq!(ip.ident(), 0x4242);
+            assert_eq!(ip.more_frags(), i < 3);
+            assert_eq!(ip.frag_offset_bytes(), i * 256);
+            let off = ip.frag_offset_bytes();
+            whole[off..off + ip.payload().len()].copy_from_slice(ip.payload());
+        }
+        assert_eq!(
+            &whole[..],
+            Ipv4Packet::new_checked(&d[..]).unwrap().payload()
+        );
+    }
+
+    #[test]
+    fn only_copied_options_go_past_the_first_fragment() {
+        let mut opts = [0u8; 24];
+        let rr = [0u8; 8];
+        let n = emit_options(
+            &[
+                Ipv4Option::RecordRoute {
+                    pointer: 4,
+                    data: &rr,
+                },
+                Ipv4Option::LooseSourceRoute {
+                    pointer: 4,
+                    data: &[198, 18, 0, 2],
+                },
+            ],
+            &mut opts,
+        )
+        .unwrap();
+        let d = datagram(&[1u8; 100], &opts[..n]);
+        let frags = fragment(&d, 64).unwrap();
+        let first = Ipv4Packet::new_checked(&frags[0][..]).unwrap();
+        assert_eq!(first.options().len(), 20);
+        let second = Ipv4Packet::new_checked(&frags[1][..]).unwrap();
+        assert_eq!(second.options(), &[131, 7, 4, 198, 18, 0, 2, 0]);
+        assert!(second.verify_checksum());
+    }
+
+    #[test]
+    fn refragmenting_a_fragment_keeps_offsets_and_mf() {
+        let d = datagram(&[3u8; 200], &[]);
+        let frags = fragment(&d, 104).unwrap();
+        let again = fragment(&frags[0], 48).unwrap();
+        let offs: Vec<_> = again
+            .iter()
+            .map(|f| {
+                let p = Ipv4Packet::new_checked(&f[..]).unwrap();
+                (p.frag_offset_bytes(), p.more_frags())
+            })
+            .collect();
+        assert_eq!(offs, vec![(0, true), (48, true), (96, true)]);
+    }
+
+    #[test]
+    fn bad_sizes_are_refused() {
+        let d = datagram(b"x", &[]);
+        for size in [0, 7, 100] {
+            let e = Fragmenter::new(&d, size).unwrap_err();
+            assert!(e.to_string().contains("multiple of 8"), "{e}");
+        }
+        assert!(Fragmenter::new(&d[..10], 8).is_err());
+        let mut f = Fragmenter::new(&d, 8).unwrap();
+        assert!(matches!(
+            f.next_into(&mut [0u8; 10]),
+            Some(Err(Error::BufferTooSmall { .. }))
+        ));
+    }
 }

@@ -12,9 +12,9 @@
 //! dropping).
 
 use super::checksum;
-use super::{read_u16, read_u32, write_u16};
 use super::error::{Error, Layer, LenSource, Result};
 use super::ipv4::{IpProtocol, Ipv4Packet};
+use super::{read_u16, read_u32, write_u16};
 use core::fmt;
 use std::net::Ipv4Addr;
 
@@ -402,7 +402,12 @@ impl<T: AsRef<[u8]>> IcmpPacket<T> {
     pub fn check_len(&self) -> Result<()> {
         let have = self.buffer.as_ref().len();
         if have < HEADER_LEN {
-            return Err(Error::truncated(Layer::Icmp, HEADER_LEN, have, LenSource::Header));
+            return Err(Error::truncated(
+                Layer::Icmp,
+                HEADER_LEN,
+                have,
+                LenSource::Header,
+            ));
         }
         Ok(())
     }
@@ -499,36 +504,59 @@ impl<T: AsRef<[u8]>> IcmpPacket<T> {
         acc.checksum()
     }
 
-    /// For an error message: the original datagram field, without the extension structure. When
-    /// the RFC 4884 length is set and fits, the field is that long; otherwise it is all the data.
+    /// For an error message: the original datagram field, without the extension structure and
+    /// without the zero padding RFC 4884 adds before it (see [`IcmpPacket::split_extensions`]).
     pub fn quoted_datagram(&self) -> &[u8] {
-        let data = self.data();
-        match self.extension_offset() {
-            Some(off) => &data[..off],
-            None => data,
-        }
+        self.split_extensions().0
     }
 
-    /// Offset inside [`IcmpPacket::data`] where RFC 4884 extensions start, when the message
-    /// type carries the length field, the field is non-zero, and at least a 4-byte extension
-    /// header follows the announced original datagram.
+    /// Offset inside [`IcmpPacket::data`] where RFC 4884 extensions start, if any.
     pub fn extension_offset(&self) -> Option<usize> {
+        let (_, ext) = self.split_extensions();
+        ext.map(|e| self.data().len() - e.len())
+    }
+
+    /// Splits the data of an error message into the quoted datagram and the RFC 4884 extension
+    /// structure, the way real routers send them:
+    ///
+    /// * length field L > 32 words: the quote is L*4 bytes, the extensions follow (compliant);
+    /// * 0 < L <= 32: the quote is L*4 bytes, zero-padded to 128, extensions at byte 128 (compliant,
+    ///   and also what routers that announce the unpadded length do);
+    /// * L = 0 and more than 128 bytes: extensions at byte 128 only when they look like one
+    ///   (version 2 and a checksum that verifies): RFC 4884 section 5's "non-compliant"
+    ///   applications, which MPLS routers still are;
+    /// * a length past the end, or fewer than 4 bytes of extension: no extensions.
+    pub fn split_extensions(&self) -> (&[u8], Option<&[u8]>) {
+        let data = self.data();
         if !self.msg_type().has_rfc4884_length() {
-            return None;
+            return (data, None);
         }
-        let words = self.rfc4884_length() as usize;
-        let off = words * 4;
+        let len = self.rfc4884_length() as usize * 4;
+        let at = if len > EXTENSION_MIN_QUOTE {
+            len
+        } else {
+            EXTENSION_MIN_QUOTE
+        };
         // RFC 4884 section 5.4: a length that points past the end means no (valid) extensions.
-        if words == 0 || off + 4 > self.data().len() {
-            return None;
+        if len > data.len() || at + EXTENSION_HEADER_LEN > data.len() {
+            return (data, None);
         }
-        Some(off)
+        let ext = &data[at..];
+        if len == 0 {
+            let looks_right =
+                ext[0] >> 4 == EXTENSION_VERSION && read_u16(ext, 2) != 0 && checksum::verify(ext);
+            if !looks_right {
+                return (data, None);
+            }
+            return (&data[..at], Some(ext));
+        }
+        (&data[..len], Some(ext))
     }
 
     /// The RFC 4884 extension structure, when announced by the length field.
     pub fn extensions(&self) -> Option<Result<Extensions<&[u8]>>> {
-        let off = self.extension_offset()?;
-        Some(Extensions::new_checked(&self.data()[off..]))
+        let (_, ext) = self.split_extensions();
+        ext.map(Extensions::new_checked)
     }
 
     /// The IPv4 header quoted by an error message, parsed laxly (the quoted total length usually
@@ -986,7 +1014,11 @@ impl<'a> ErrorBody<'a> {
     pub fn quote_field_len(&self) -> usize {
         match self.extensions {
             None => self.quote.len(),
-            Some(_) => self.quote.len().next_multiple_of(4).max(EXTENSION_MIN_QUOTE),
+            Some(_) => self
+                .quote
+                .len()
+                .next_multiple_of(4)
+                .max(EXTENSION_MIN_QUOTE),
         }
     }
 
@@ -1009,14 +1041,8 @@ impl<'a> ErrorBody<'a> {
     }
 
     fn parse<T: AsRef<[u8]>>(p: &'a IcmpPacket<T>) -> ErrorBody<'a> {
-        let data = p.data();
-        match p.extension_offset() {
-            Some(off) => ErrorBody {
-                quote: &data[..off],
-                extensions: Some(&data[off..]),
-            },
-            None => ErrorBody::quote(data),
-        }
+        let (quote, extensions) = p.split_extensions();
+        ErrorBody { quote, extensions }
     }
 
     fn emit(&self, data: &mut [u8]) {
@@ -1320,3 +1346,433 @@ impl<'a> IcmpRepr<'a> {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packet::ipv4::Ipv4Packet;
+
+    // Captured on lo: `ping -c1 -s 8 -p a5 127.0.0.1` (ICMP part of the request and the reply).
+    static ECHO_REQUEST: [u8; 16] = [
+        0x08, 0x00, 0x39, 0x9a, 0x19, 0x64, 0x00, 0x01, 0xa5, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00,
+    ];
+    static ECHO_REPLY: [u8; 16] = [
+        0x00, 0x00, 0x41, 0x9a, 0x19, 0x64, 0x00, 0x01, 0xa5, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00,
+    ];
+    // Captured on lo: the kernel's port unreachable for a 5-byte UDP datagram to port 33434
+    // (ICMP part: header and the whole 33-byte quoted datagram).
+    static PORT_UNREACHABLE: [u8; 41] = [
+        0x03, 0x03, 0x6f, 0x10, 0x00, 0x00, 0x00, 0x00, 0x45, 0x00, 0x00, 0x21, 0xd1, 0x75, 0x40,
+        0x00, 0x40, 0x11, 0x6b, 0x54, 0x7f, 0x00, 0x00, 0x01, 0x7f, 0x00, 0x00, 0x01, 0xc8, 0x4e,
+        0x82, 0x9a, 0x00, 0x0d, 0xfe, 0x20, 0x70, 0x72, 0x6f, 0x62, 0x65,
+    ];
+
+    // A time exceeded seen in the wild with an MPLS extension (one entry: label 416240, S, TTL
+    // 1) whose RFC 4884 length says 17 words (68 bytes) while the quote is padded to 128 bytes.
+    // Published as a test vector in trippy's `icmp_extension.rs` (trippy issue 804).
+    fn time_exceeded_len17_padded_mpls() -> Vec<u8> {
+        let mut v = vec![
+            0x0b, 0x00, 0xf4, 0xee, 0x00, 0x11, 0x00, 0x00, 0x45, 0x00, 0x00, 0x54, 0x20, 0xc3,
+            0x40, 0x00, 0x02, 0x01, 0xb5, 0x7e, 0x64, 0x63, 0x08, 0x2a, 0x5d, 0xb8, 0xd8, 0x22,
+            0x08, 0x00, 0x11, 0x8d, 0x65, 0x83, 0x80, 0xef,
+        ];
+        v.resize(136, 0);
+        v.extend_from_slice(&[
+            0x20, 0x00, 0x78, 0x56, 0x00, 0x08, 0x01, 0x01, 0x65, 0x9f, 0x01, 0x01,
+        ]);
+        v
+    }
+
+    // Same source: a "non-compliant" time exceeded (length 0) with the extension at byte 128 of
+    // the data: label 19380, S, TTL 1.
+    fn time_exceeded_len0_mpls() -> Vec<u8> {
+        let mut v = vec![
+            0x0b, 0x00, 0xf4, 0xff, 0x00, 0x00, 0x00, 0x00, 0x45, 0x00, 0x00, 0x54, 0xcc, 0x1c,
+            0x40, 0x00, 0x01, 0x01, 0xb5, 0xf4, 0xc0, 0xa8, 0x01, 0x15, 0x5d, 0xb8, 0xd8, 0x22,
+            0x08, 0x00, 0x0f, 0xe3, 0x65, 0xda, 0x82, 0x42,
+        ];
+        v.resize(136, 0);
+        v.extend_from_slice(&[
+            0x20, 0x00, 0x99, 0x3a, 0x00, 0x08, 0x01, 0x01, 0x04, 0xbb, 0x41, 0x01,
+        ]);
+        v
+    }
+
+    #[test]
+    fn deconstruct_captured_echo_request_and_reply() {
+        let p = IcmpPacket::new_checked(&ECHO_REQUEST[..]).unwrap();
+        assert_eq!(p.msg_type(), IcmpType::EchoRequest);
+        assert_eq!(p.msg_code(), 0);
+        assert_eq!(p.checksum(), 0x399a);
+        assert_eq!(p.echo_ident(), 6500);
+        assert_eq!(p.echo_seq_no(), 1);
+        assert_eq!(p.data(), &ECHO_REQUEST[8..]);
+        assert!(p.verify_checksum());
+        let r = IcmpPacket::new_checked(&ECHO_REPLY[..]).unwrap();
+        assert_eq!(
+            IcmpRepr::parse(&r, true).unwrap(),
+            IcmpRepr::EchoReply {
+                ident: 6500,
+                seq_no: 1,
+                data: &ECHO_REPLY[8..]
+            }
+        );
+    }
+
+    #[test]
+    fn construct_echo_request_from_a5_filled_buffer() {
+        let mut buf = [0xa5u8; 16];
+        let mut p = IcmpPacket::new_unchecked(&mut buf[..]);
+        p.set_msg_type(IcmpType::EchoRequest);
+        p.set_msg_code(0);
+        p.set_echo_ident(6500);
+        p.set_echo_seq_no(1);
+        p.data_mut().copy_from_slice(&ECHO_REQUEST[8..]);
+        p.fill_checksum();
+        assert_eq!(buf, ECHO_REQUEST);
+        let mut buf2 = [0xa5u8; 16];
+        let repr = IcmpRepr::EchoRequest {
+            ident: 6500,
+            seq_no: 1,
+            data: &ECHO_REQUEST[8..],
+        };
+        assert_eq!(repr.emit(&mut buf2).unwrap(), 16);
+        assert_eq!(buf2, ECHO_REQUEST);
+    }
+
+    #[test]
+    fn bad_checksum_is_reported_only_when_asked() {
+        let mut buf = ECHO_REPLY;
+        buf[2] ^= 0x10;
+        let p = IcmpPacket::new_checked(&buf[..]).unwrap();
+        assert!(!p.verify_checksum());
+        assert!(IcmpRepr::parse(&p, false).is_ok());
+        assert_eq!(
+            IcmpRepr::parse(&p, true),
+            Err(Error::Checksum {
+                layer: Layer::Icmp,
+                found: 0x519a,
+                expected: 0x419a
+            })
+        );
+    }
+
+    #[test]
+    fn port_unreachable_exposes_quoted_header_and_ports() {
+        let p = IcmpPacket::new_checked(&PORT_UNREACHABLE[..]).unwrap();
+        assert!(p.verify_checksum());
+        assert_eq!(p.msg_type(), IcmpType::DstUnreachable);
+        assert_eq!(
+            DstUnreachable::from(p.msg_code()),
+            DstUnreachable::PortUnreachable
+        );
+        assert_eq!(p.extensions(), None);
+        let ip = p.quoted_ipv4().unwrap();
+        assert_eq!(ip.protocol(), IpProtocol::Udp);
+        assert_eq!(ip.dst_addr(), Ipv4Addr::LOCALHOST);
+        let q = p.quote_info().unwrap();
+        assert_eq!(q.ident, 0xd175);
+        assert_eq!(q.ttl, 64);
+        assert_eq!(
+            q.transport,
+            QuotedTransport::Ports {
+                src_port: 51278,
+                dst_port: 33434,
+                checksum: 0xfe20
+            }
+        );
+        match IcmpRepr::parse(&p, true).unwrap() {
+            IcmpRepr::DstUnreachable { code, body, .. } => {
+                assert_eq!(code, DstUnreachable::PortUnreachable);
+                assert_eq!(body.quote, &PORT_UNREACHABLE[8..]);
+                assert_eq!(body.extensions, None);
+                let mut out = [0u8; 41];
+                let repr = IcmpRepr::parse(&p, true).unwrap();
+                assert_eq!(repr.emit(&mut out).unwrap(), 41);
+                assert_eq!(out, PORT_UNREACHABLE);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn quote_of_only_the_header_has_no_transport() {
+        let mut v = PORT_UNREACHABLE[..28].to_vec();
+        v[2] = 0;
+        v[3] = 0;
+        let p = IcmpPacket::new_checked(&v[..]).unwrap();
+        assert_eq!(p.quote_info().unwrap().transport, QuotedTransport::Missing);
+        // Less than a header quoted: no quote info at all, and no panic.
+        let p = IcmpPacket::new_checked(&PORT_UNREACHABLE[..20]).unwrap();
+        assert!(p.quote_info().is_none());
+        assert!(p.quoted_ipv4().is_err());
+    }
+
+    #[test]
+    fn compliant_length_with_padding_to_128_finds_mpls_extension() {
+        let v = time_exceeded_len17_padded_mpls();
+        let p = IcmpPacket::new_checked(&v[..]).unwrap();
+        assert!(p.verify_checksum());
+        assert_eq!(p.rfc4884_length(), 17);
+        assert_eq!(p.quoted_datagram().len(), 68);
+        assert_eq!(p.extension_offset(), Some(128));
+        let ext = p.extensions().unwrap().unwrap();
+        assert_eq!(ext.version(), 2);
+        assert_eq!(ext.checksum(), 0x7856);
+        assert!(ext.verify_checksum());
+        let objs: Vec<_> = ext.objects().map(|o| o.unwrap()).collect();
+        assert_eq!(objs.len(), 1);
+        assert!(objs[0].is_mpls());
+        let labels: Vec<_> = objs[0].mpls_entries().collect();
+        assert_eq!(
+            labels,
+            vec![MplsEntry {
+                label: 416_240,
+                tc: 0,
+                bottom: true,
+                ttl: 1
+            }]
+        );
+        assert_eq!(labels[0].to_string(), "L=416240,E=0,S=1,T=1");
+        let q = p.quote_info().unwrap();
+        assert_eq!(q.dst_addr, Ipv4Addr::new(93, 184, 216, 34));
+        assert!(matches!(
+            q.transport,
+            QuotedTransport::Icmp {
+                msg_type: 8,
+                ident: 0x6583,
+                seq_no: 0x80ef,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn non_compliant_zero_length_extension_is_found_at_128() {
+        let v = time_exceeded_len0_mpls();
+        let p = IcmpPacket::new_checked(&v[..]).unwrap();
+        assert!(p.verify_checksum());
+        assert_eq!(p.quoted_datagram().len(), 128);
+        let ext = p.extensions().unwrap().unwrap();
+        let o = ext.objects().next().unwrap().unwrap();
+        assert_eq!(o.mpls_entries().next().unwrap().label, 19380);
+        // Without a plausible header at 128 (bad checksum), a long quote stays a quote.
+        let mut bad = v.clone();
+        bad[8 + 128 + 2] ^= 0xff;
+        let p = IcmpPacket::new_checked(&bad[..]).unwrap();
+        assert_eq!(p.extensions(), None);
+        assert_eq!(p.quoted_datagram().len(), bad.len() - 8);
+    }
+
+    #[test]
+    fn length_past_the_end_means_no_extensions() {
+        let mut v = time_exceeded_len17_padded_mpls();
+        v[5] = 200; // 800 bytes announced
+        let p = IcmpPacket::new_checked(&v[..]).unwrap();
+        assert_eq!(p.extensions(), None);
+        assert_eq!(p.quoted_datagram(), &v[8..]);
+    }
+
+    #[test]
+    fn crafted_time_exceeded_with_quote_and_mpls_round_trips() {
+        let quote = &PORT_UNREACHABLE[8..];
+        let stack = [
+            MplsEntry {
+                label: 24001,
+                tc: 5,
+                bottom: false,
+                ttl: 1,
+            },
+            MplsEntry {
+                label: 1_048_575,
+                tc: 7,
+                bottom: true,
+                ttl: 255,
+            },
+        ];
+        let mut ext = [0u8; 64];
+        let n = emit_extensions(
+            &[
+                ObjectRepr::Mpls(&stack),
+                ObjectRepr::Raw {
+                    class_num: 2,
+                    c_type: 0x0c,
+                    payload: &[1, 2, 3, 4],
+                },
+            ],
+            &mut ext,
+        )
+        .unwrap();
+        assert_eq!(n, 4 + 12 + 8);
+        let repr = IcmpRepr::TimeExceeded {
+            code: TimeExceeded::TtlExpired,
+            body: ErrorBody {
+                quote,
+                extensions: Some(&ext[..n]),
+            },
+        };
+        let mut buf = [0u8; 256];
+        let len = repr.emit(&mut buf).unwrap();
+        assert_eq!(len, 8 + 128 + n);
+        let p = IcmpPacket::new_checked(&buf[..len]).unwrap();
+        assert!(p.verify_checksum());
+        assert_eq!(p.rfc4884_length(), 32);
+        let e = p.extensions().unwrap().unwrap();
+        assert!(e.verify_checksum());
+        let objs: Vec<_> = e.objects().map(|o| o.unwrap()).collect();
+        assert_eq!(objs[0].mpls_entries().collect::<Vec<_>>(), stack.to_vec());
+        assert_eq!(
+            (objs[1].class_num, objs[1].c_type, objs[1].payload),
+            (2, 0x0c, &[1u8, 2, 3, 4][..])
+        );
+        // The quote comes back without the padding.
+        assert_eq!(p.quoted_datagram().len(), 128);
+        assert_eq!(&p.quoted_datagram()[..quote.len()], quote);
+        assert_eq!(
+            p.quote_info().unwrap().transport,
+            QuotedTransport::Ports {
+                src_port: 51278,
+                dst_port: 33434,
+                checksum: 0xfe20
+            }
+        );
+        // The MPLS entry bytes are RFC 3032's layout: label 24001 = 0x05dc1, TC 5, S 0, TTL 1.
+        assert_eq!(&buf[8 + 128 + 8..8 + 128 + 12], &[0x05, 0xdc, 0x1a, 0x01]);
+    }
+
+    #[test]
+    fn mpls_entry_bit_layout_matches_rfc_3032() {
+        let e = MplsEntry::from_u32(u32::from_be_bytes([0x04, 0xbb, 0x41, 0x01]));
+        assert_eq!((e.label, e.tc, e.bottom, e.ttl), (19380, 0, true, 1));
+        let max = MplsEntry {
+            label: 0xf_ffff,
+            tc: 7,
+            bottom: true,
+            ttl: 255,
+        };
+        assert_eq!(max.to_u32(), u32::MAX);
+    }
+
+    #[test]
+    fn every_unreachable_code_has_iputils_words() {
+        let words: Vec<String> = (0..16u8)
+            .map(|c| DstUnreachable::from(c).to_string())
+            .collect();
+        assert_eq!(words[0], "Destination Net Unreachable");
+        assert_eq!(words[1], "Destination Host Unreachable");
+        assert_eq!(words[3], "Destination Port Unreachable");
+        assert_eq!(words[13], "Packet filtered");
+        for c in 0..=255u8 {
+            assert_eq!(u8::from(DstUnreachable::from(c)), c);
+            assert_eq!(u8::from(TimeExceeded::from(c)), c);
+            assert_eq!(u8::from(Redirect::from(c)), c);
+            assert_eq!(u8::from(IcmpType::from(c)), c);
+        }
+        assert_eq!(
+            TimeExceeded::TtlExpired.to_string(),
+            "Time to live exceeded"
+        );
+        assert_eq!(
+            DstUnreachable::from(16).to_string(),
+            "Dest Unreachable, Bad Code: 16"
+        );
+    }
+
+    #[test]
+    fn frag_needed_carries_next_hop_mtu() {
+        let repr = IcmpRepr::DstUnreachable {
+            code: DstUnreachable::FragRequired,
+            next_hop_mtu: 1280,
+            body: ErrorBody::quote(&PORT_UNREACHABLE[8..36]),
+        };
+        let mut buf = [0u8; 64];
+        let n = repr.emit(&mut buf).unwrap();
+        let p = IcmpPacket::new_checked(&buf[..n]).unwrap();
+        assert_eq!(p.next_hop_mtu(), 1280);
+        assert_eq!(p.msg_code(), 4);
+        assert_eq!(IcmpRepr::parse(&p, true).unwrap(), repr);
+    }
+
+    #[test]
+    fn other_messages_round_trip() {
+        let quote = &PORT_UNREACHABLE[8..36];
+        let reprs = [
+            IcmpRepr::ParamProblem {
+                code: 0,
+                pointer: 20,
+                body: ErrorBody::quote(quote),
+            },
+            IcmpRepr::Redirect {
+                code: Redirect::Host,
+                gateway: Ipv4Addr::new(198, 18, 0, 254),
+                quote,
+            },
+            IcmpRepr::SourceQuench { quote },
+            IcmpRepr::Timestamp {
+                reply: true,
+                ident: 7,
+                seq_no: 9,
+                originate: 1,
+                receive: 2,
+                transmit: 0xffff_ffff,
+            },
+            IcmpRepr::Other {
+                msg_type: 42,
+                code: 1,
+                rest_of_header: 0xdead_beef,
+                data: b"xyz",
+            },
+        ];
+        for r in reprs {
+            let mut buf = [0u8; 64];
+            let n = r.emit(&mut buf).unwrap();
+            assert_eq!(n, r.buffer_len());
+            let p = IcmpPacket::new_checked(&buf[..n]).unwrap();
+            assert!(p.verify_checksum());
+            assert_eq!(IcmpRepr::parse(&p, true).unwrap(), r);
+        }
+    }
+
+    #[test]
+    fn truncations_are_errors_and_short_buffers_refused() {
+        for len in 0..8 {
+            assert!(IcmpPacket::new_checked(&ECHO_REQUEST[..len]).is_err());
+        }
+        let repr = IcmpRepr::EchoRequest {
+            ident: 1,
+            seq_no: 1,
+            data: &[0; 56],
+        };
+        assert_eq!(
+            repr.emit(&mut [0u8; 63]),
+            Err(Error::BufferTooSmall {
+                layer: Layer::Icmp,
+                need: 64,
+                have: 63
+            })
+        );
+        // Malformed extension objects end iteration with an error, never a panic.
+        let mut v = time_exceeded_len0_mpls();
+        let at = v.len() - 8;
+        v[at + 1] = 2; // object length 2 < 4
+        let p = IcmpPacket::new_checked(&v[..]).unwrap();
+        // The checksum no longer verifies, so with length 0 the heuristic refuses it.
+        assert!(p.extensions().is_none());
+        let mut v = time_exceeded_len17_padded_mpls();
+        let at = v.len() - 8;
+        v[at + 1] = 40; // object runs past the end
+        let p = IcmpPacket::new_checked(&v[..]).unwrap();
+        let e = p.extensions().unwrap().unwrap();
+        assert!(matches!(
+            e.objects().next().unwrap(),
+            Err(Error::Truncated {
+                need: 40,
+                have: 8,
+                source: LenSource::ObjectLen,
+                ..
+            })
+        ));
+        let _ = Ipv4Packet::new_lax(p.quoted_datagram());
+    }
+}

@@ -10,8 +10,8 @@
 //! the builder can write one on purpose. [`Ipv4Repr::parse`] is the strict path.
 
 use super::checksum;
-use super::{read_addr, read_u16, write_u16};
 use super::error::{Error, Layer, LenSource, Result};
+use super::{read_addr, read_u16, write_u16};
 use core::fmt;
 use std::net::Ipv4Addr;
 
@@ -160,7 +160,12 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     fn check_header_len(&self) -> Result<()> {
         let have = self.buffer.as_ref().len();
         if have < HEADER_LEN {
-            return Err(Error::truncated(Layer::Ipv4, HEADER_LEN, have, LenSource::Header));
+            return Err(Error::truncated(
+                Layer::Ipv4,
+                HEADER_LEN,
+                have,
+                LenSource::Header,
+            ));
         }
         let header_len = self.header_len();
         if header_len < HEADER_LEN {
@@ -172,7 +177,12 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
             });
         }
         if have < header_len {
-            return Err(Error::truncated(Layer::Ipv4, header_len, have, LenSource::Ipv4Ihl));
+            return Err(Error::truncated(
+                Layer::Ipv4,
+                header_len,
+                have,
+                LenSource::Ipv4Ihl,
+            ));
         }
         Ok(())
     }
@@ -191,7 +201,12 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
             });
         }
         if have < total {
-            return Err(Error::truncated(Layer::Ipv4, total, have, LenSource::Ipv4TotalLen));
+            return Err(Error::truncated(
+                Layer::Ipv4,
+                total,
+                have,
+                LenSource::Ipv4TotalLen,
+            ));
         }
         Ok(())
     }
@@ -687,7 +702,12 @@ impl<'a> Ipv4Option<'a> {
             _ => {}
         }
         if data.len() < 2 {
-            return Err(Error::truncated(Layer::Ipv4Option, 2, data.len(), LenSource::Slice));
+            return Err(Error::truncated(
+                Layer::Ipv4Option,
+                2,
+                data.len(),
+                LenSource::Slice,
+            ));
         }
         let len = data[1] as usize;
         // RFC 791: the length octet counts the type, the length and the data.
@@ -758,7 +778,7 @@ impl<'a> Ipv4Option<'a> {
                 have: buf.len(),
             });
         }
-        if n > 2 && n > 255 {
+        if n > 255 {
             return Err(Error::Invalid {
                 layer: Layer::Ipv4Option,
                 reason: "option longer than 255 bytes",
@@ -928,4 +948,334 @@ pub fn emit_options(options: &[Ipv4Option<'_>], buf: &mut [u8]) -> Result<usize>
         pos += o.emit(&mut buf[at..])?;
     }
     Ok(pos)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // An echo request from `ping -c1 -s 8 127.0.0.1`, IPv4 header and 16 bytes of ICMP, as
+    // captured on lo: DF set, TTL 64, id 0x8a1d.
+    static ECHO: [u8; 36] = [
+        0x45, 0x00, 0x00, 0x24, 0x8a, 0x1d, 0x40, 0x00, 0x40, 0x01, 0xb2, 0xb9, 0x7f, 0x00, 0x00,
+        0x01, 0x7f, 0x00, 0x00, 0x01, 0x08, 0x00, 0x1d, 0x6b, 0x00, 0x07, 0x00, 0x01, 0x13, 0xb3,
+        0x47, 0x69, 0x00, 0x00, 0x00, 0x00,
+    ];
+
+    // A header with Record Route (9 slots, one filled), NOP and EOL: IHL 15.
+    fn with_options() -> Vec<u8> {
+        let mut v = vec![
+            0x4f, 0xb8, 0x00, 0x3c, 0x12, 0x34, 0x80, 0x05, 0x01, 0x11, 0x00, 0x00, 198, 18, 0, 1,
+            198, 19, 0, 2,
+        ];
+        let mut rr = vec![0x07, 39, 8, 198, 18, 0, 1];
+        rr.extend_from_slice(&[0u8; 32]);
+        v.extend_from_slice(&rr); // 39 bytes
+        v.push(0x00); // EOL, 40 bytes of options in all
+        let c = checksum::checksum(&v);
+        v[10..12].copy_from_slice(&c.to_be_bytes());
+        v
+    }
+
+    #[test]
+    fn deconstruct_captured_echo_request() {
+        let p = Ipv4Packet::new_checked(&ECHO[..]).unwrap();
+        assert_eq!(p.version(), 4);
+        assert_eq!(p.ihl(), 5);
+        assert_eq!(p.header_len(), 20);
+        assert_eq!(p.dscp(), 0);
+        assert_eq!(p.ecn(), 0);
+        assert_eq!(p.total_len(), 36);
+        assert_eq!(p.ident(), 0x8a1d);
+        assert!(!p.reserved_flag());
+        assert!(p.dont_frag());
+        assert!(!p.more_frags());
+        assert_eq!(p.frag_offset(), 0);
+        assert!(!p.is_fragment());
+        assert_eq!(p.ttl(), 64);
+        assert_eq!(p.protocol(), IpProtocol::Icmp);
+        assert_eq!(p.src_addr(), Ipv4Addr::LOCALHOST);
+        assert_eq!(p.dst_addr(), Ipv4Addr::LOCALHOST);
+        assert!(p.options().is_empty());
+        assert_eq!(p.payload(), &ECHO[20..]);
+        assert!(p.verify_checksum());
+        assert_eq!(p.compute_checksum(), p.checksum());
+    }
+
+    #[test]
+    fn construct_from_a5_filled_buffer_sets_every_field() {
+        let mut buf = [0xa5u8; 36];
+        let mut p = Ipv4Packet::new_unchecked(&mut buf[..]);
+        p.set_version(4);
+        p.set_ihl(5);
+        p.set_dscp(0);
+        p.set_ecn(0);
+        p.set_total_len(36);
+        p.set_ident(0x8a1d);
+        p.clear_flags();
+        p.set_dont_frag(true);
+        p.set_frag_offset(0);
+        p.set_ttl(64);
+        p.set_protocol(IpProtocol::Icmp);
+        p.set_src_addr(Ipv4Addr::LOCALHOST);
+        p.set_dst_addr(Ipv4Addr::LOCALHOST);
+        p.payload_mut().copy_from_slice(&ECHO[20..]);
+        p.fill_checksum();
+        assert_eq!(&buf[..], &ECHO[..]);
+    }
+
+    #[test]
+    fn flag_setters_touch_only_their_bit() {
+        let mut buf = ECHO;
+        let mut p = Ipv4Packet::new_unchecked(&mut buf[..]);
+        p.set_frag_offset(0x1fff);
+        p.set_reserved_flag(true);
+        p.set_more_frags(true);
+        p.set_dont_frag(false);
+        assert_eq!(p.frag_offset(), 0x1fff);
+        assert!(p.reserved_flag() && p.more_frags() && !p.dont_frag());
+        assert_eq!(p.frag_offset_bytes(), 0x1fff * 8);
+        p.set_dscp(46);
+        p.set_ecn(3);
+        assert_eq!((p.dscp(), p.ecn(), p.tos()), (46, 3, 0xbb));
+    }
+
+    #[test]
+    fn repr_parse_and_emit_round_trip() {
+        let p = Ipv4Packet::new_checked(&ECHO[..]).unwrap();
+        let r = Ipv4Repr::parse(&p).unwrap();
+        assert_eq!(r.payload_len, 16);
+        assert!(r.dont_frag);
+        let mut buf = [0xa5u8; 36];
+        let mut q = Ipv4Packet::new_unchecked(&mut buf[..]);
+        r.emit(&mut q);
+        q.payload_mut().copy_from_slice(&ECHO[20..]);
+        assert_eq!(&buf[..], &ECHO[..]);
+    }
+
+    #[test]
+    fn repr_rejects_bad_checksum_and_version() {
+        let mut buf = ECHO;
+        buf[10] ^= 0xff;
+        let p = Ipv4Packet::new_checked(&buf[..]).unwrap();
+        assert!(matches!(
+            Ipv4Repr::parse(&p),
+            Err(Error::Checksum {
+                found: 0x4db9,
+                expected: 0xb2b9,
+                ..
+            })
+        ));
+        let mut buf = ECHO;
+        buf[0] = 0x65;
+        let p = Ipv4Packet::new_checked(&buf[..]).unwrap();
+        let e = Ipv4Repr::parse(&p).unwrap_err();
+        assert_eq!(e.to_string(), "ipv4: version is 6, expected 4");
+    }
+
+    #[test]
+    fn every_truncation_is_an_error() {
+        for len in 0..ECHO.len() {
+            assert!(Ipv4Packet::new_checked(&ECHO[..len]).is_err(), "len {len}");
+        }
+        let e = Ipv4Packet::new_checked(&ECHO[..12]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "ipv4: truncated: need 20 bytes, have 12 (required by the minimum header size)"
+        );
+        let e = Ipv4Packet::new_checked(&ECHO[..30]).unwrap_err();
+        assert_eq!(
+            e,
+            Error::Truncated {
+                layer: Layer::Ipv4,
+                need: 36,
+                have: 30,
+                source: LenSource::Ipv4TotalLen,
+                offset: 0
+            }
+        );
+    }
+
+    #[test]
+    fn ihl_below_five_and_total_below_header_are_rejected() {
+        let mut buf = ECHO;
+        buf[0] = 0x44;
+        assert!(matches!(
+            Ipv4Packet::new_checked(&buf[..]),
+            Err(Error::BadLength {
+                field: "IHL*4",
+                value: 16,
+                ..
+            })
+        ));
+        let mut buf = ECHO;
+        buf[3] = 19;
+        assert!(matches!(
+            Ipv4Packet::new_checked(&buf[..]),
+            Err(Error::BadLength {
+                field: "total length",
+                ..
+            })
+        ));
+        let mut buf = ECHO;
+        buf[0] = 0x4f; // IHL 15 needs 60 bytes
+        assert!(matches!(
+            Ipv4Packet::new_checked(&buf[..]),
+            Err(Error::Truncated {
+                need: 60,
+                have: 36,
+                source: LenSource::Ipv4Ihl,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn quoted_header_shorter_than_total_len_parses_lax() {
+        // A router quoted the header and 8 bytes of a 1500-byte datagram.
+        let mut q = ECHO[..28].to_vec();
+        q[2..4].copy_from_slice(&1500u16.to_be_bytes());
+        assert!(Ipv4Packet::new_checked(&q[..]).is_err());
+        let p = Ipv4Packet::new_lax(&q[..]).unwrap();
+        assert!(p.is_lax());
+        assert!(p.is_payload_truncated());
+        assert_eq!(p.payload(), &ECHO[20..28]);
+        assert_eq!(p.total_len(), 1500);
+        assert!(Ipv4Packet::new_lax(&q[..19]).is_err());
+    }
+
+    #[test]
+    fn padding_after_total_len_is_not_payload() {
+        let mut v = ECHO.to_vec();
+        v.extend_from_slice(&[0u8; 10]); // Ethernet minimum-frame padding
+        let p = Ipv4Packet::new_checked(&v[..]).unwrap();
+        assert_eq!(p.payload().len(), 16);
+    }
+
+    #[test]
+    fn options_parse_into_a_list_and_emit_back_byte_for_byte() {
+        let v = with_options();
+        let p = Ipv4Packet::new_checked(&v[..]).unwrap();
+        assert_eq!(p.header_len(), 60);
+        assert!(p.verify_checksum());
+        assert!(p.reserved_flag() && p.frag_offset() == 5);
+        assert_eq!(p.dscp(), 46);
+        let mut list = [Ipv4Option::Nop; 8];
+        let n = parse_options(p.options(), &mut list).unwrap();
+        assert_eq!(n, 2);
+        match list[0] {
+            Ipv4Option::RecordRoute { pointer, data } => {
+                assert_eq!(pointer, 8);
+                assert_eq!(data.len(), 36);
+                let first = list[0].addresses().next().unwrap();
+                assert_eq!(first, Ipv4Addr::new(198, 18, 0, 1));
+                assert_eq!(list[0].addresses().count(), 9);
+            }
+            o => panic!("not RR: {o:?}"),
+        }
+        assert_eq!(list[1], Ipv4Option::EndOfList);
+        let mut out = [0u8; 40];
+        let m = emit_options(&list[..n], &mut out).unwrap();
+        assert_eq!(&out[..m], p.options());
+    }
+
+    #[test]
+    fn every_option_kind_round_trips() {
+        let bytes: Vec<u8> = [
+            &[0x01][..],                                       // NOP
+            &[0x94, 0x04, 0x00, 0x00],                         // Router Alert
+            &[0x44, 0x0c, 0x05, 0x01, 1, 2, 3, 4, 0, 0, 0, 0], // TS, flags 1
+            &[0x83, 0x07, 0x04, 198, 18, 1, 1],                // LSRR
+            &[0x89, 0x07, 0x04, 198, 18, 2, 2],                // SSRR
+            &[0x1e, 0x03, 0xaa],                               // unknown 30
+            &[0x00, 0x00, 0x00],                               // EOL, padding
+        ]
+        .concat();
+        let kinds: Vec<Ipv4Option<'_>> = OptionIter::new(&bytes).map(|o| o.unwrap()).collect();
+        assert_eq!(kinds[1], Ipv4Option::RouterAlert(0));
+        assert!(matches!(
+            kinds[2],
+            Ipv4Option::Timestamp {
+                pointer: 5,
+                overflow: 0,
+                flags: 1,
+                ..
+            }
+        ));
+        assert_eq!(
+            kinds[3].addresses().next(),
+            Some(Ipv4Addr::new(198, 18, 1, 1))
+        );
+        assert!(kinds[3].is_copied() && kinds[4].is_copied() && !kinds[2].is_copied());
+        assert_eq!(
+            kinds[5],
+            Ipv4Option::Unknown {
+                kind: 0x1e,
+                data: &[0xaa]
+            }
+        );
+        let mut out = vec![0u8; bytes.len()];
+        assert_eq!(emit_options(&kinds, &mut out).unwrap(), bytes.len());
+        assert_eq!(out, bytes);
+    }
+
+    #[test]
+    fn nonzero_bytes_after_end_of_list_are_kept_as_padding() {
+        let bytes = [0x01, 0x00, 0xde, 0xad];
+        let opts: Vec<_> = OptionIter::new(&bytes).map(|o| o.unwrap()).collect();
+        assert_eq!(
+            opts,
+            vec![
+                Ipv4Option::Nop,
+                Ipv4Option::EndOfList,
+                Ipv4Option::Padding(&[0xde, 0xad])
+            ]
+        );
+    }
+
+    #[test]
+    fn malformed_options_are_errors_with_offsets() {
+        // Length byte 1 is below the minimum of 2 (RFC 791: length counts type and length).
+        let e = OptionIter::new(&[0x07, 0x01]).next().unwrap().unwrap_err();
+        assert!(matches!(
+            e,
+            Error::BadLength {
+                value: 1,
+                min: 2,
+                ..
+            }
+        ));
+        // Length runs past the option area.
+        let e = OptionIter::new(&[0x01, 0x07, 0x09, 0x04])
+            .nth(1)
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(
+            e,
+            Error::Truncated {
+                layer: Layer::Ipv4Option,
+                need: 9,
+                have: 3,
+                source: LenSource::OptionLen,
+                offset: 21
+            }
+        );
+        // A lone type byte.
+        assert!(OptionIter::new(&[0x44]).next().unwrap().is_err());
+        // A timestamp option shorter than its fixed part.
+        assert!(
+            OptionIter::new(&[0x44, 0x03, 0x05])
+                .next()
+                .unwrap()
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn protocol_numbers_keep_unknown_values() {
+        for n in 0..=255u8 {
+            assert_eq!(u8::from(IpProtocol::from(n)), n);
+        }
+        assert_eq!(IpProtocol::from(253).to_string(), "ip-proto-253");
+    }
 }
