@@ -31,3 +31,5 @@
 pub mod cli;
 pub mod net;
 pub mod packet;
+pub mod pcap;
+pub mod probe;

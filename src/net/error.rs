@@ -10,6 +10,7 @@
 
 use std::fmt;
 use std::io;
+use std::net::Ipv4Addr;
 
 /// The capability a failed operation needed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -74,6 +75,22 @@ pub enum NetError {
     OtherThreadsRunning {
         /// How many threads the process has, the caller included.
         threads: usize,
+    },
+    /// `connect(2)` found no route to the destination (`ENETUNREACH`, `EHOSTUNREACH`). Prints
+    /// as iputils does: `connect: Network is unreachable`.
+    NoRoute {
+        /// The destination that has no route.
+        dst: Ipv4Addr,
+        /// The error the kernel returned.
+        source: io::Error,
+    },
+    /// `bind(2)` to an address that no interface of this host (network namespace) has
+    /// (`EADDRNOTAVAIL`).
+    AddressNotLocal {
+        /// The address that was asked for.
+        addr: Ipv4Addr,
+        /// The error the kernel returned.
+        source: io::Error,
     },
     /// Any other failure of a system call.
     Io {
@@ -180,6 +197,8 @@ impl NetError {
             NetError::MissingPrivilege { source, .. }
             | NetError::PingGroupDenied { source, .. }
             | NetError::MessageTooLong { source, .. }
+            | NetError::NoRoute { source, .. }
+            | NetError::AddressNotLocal { source, .. }
             | NetError::Io { source, .. } => Some(source),
             NetError::NoSuchInterface { source, .. } => source.as_ref(),
             NetError::OtherThreadsRunning { .. } => None,
@@ -243,8 +262,29 @@ impl fmt::Display for NetError {
                  and capset(2) changes only the calling thread; drop capabilities before \
                  spawning threads"
             ),
+            NetError::NoRoute { source, .. } => {
+                write!(f, "connect: {}", os_error_text(source))
+            }
+            NetError::AddressNotLocal { addr, source } => write!(
+                f,
+                "bind: {}: {addr} is not an address of any interface of this host (list them \
+                 with `ip -4 addr`)",
+                os_error_text(source)
+            ),
             NetError::Io { op, source } => write!(f, "{op}: {source}"),
         }
+    }
+}
+
+/// The text of `err` without the ` (os error N)` that `io::Error`'s `Display` appends to an
+/// errno: `Network is unreachable`, as `strerror(3)` and the C tools print it.
+pub(crate) fn os_error_text(err: &io::Error) -> String {
+    let text = err.to_string();
+    match err.raw_os_error() {
+        Some(code) => text
+            .strip_suffix(&format!(" (os error {code})"))
+            .map_or_else(|| text.clone(), str::to_owned),
+        None => text,
     }
 }
 

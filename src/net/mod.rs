@@ -13,6 +13,10 @@
 //! * [`filter`] — [`BpfProgram`]s to attach to either.
 //! * [`time`] — kernel receive timestamps, and the one `recvmsg` wrapper they all use.
 //! * [`privilege`] — capability checks, and dropping them all once the sockets are open.
+//! * [`route`] — the source address and path MTU towards a destination, local addresses, an
+//!   interface's IPv4 address and MTU (asked of the kernel without sending).
+//! * [`resolve`] — host names to IPv4 addresses and back, with iputils' messages.
+//! * [`poll`] — [`poll_readable`]: wait for any of a few sockets, interruptible by signals.
 //!
 //! A typical probe loop: open a [`RawIcmpSocket`], attach
 //! [`BpfProgram::icmp_echo_reply_ident`], [`drain`](RawIcmpSocket::drain) what was queued
@@ -22,13 +26,18 @@
 pub mod capture;
 pub mod error;
 pub mod filter;
+pub mod poll;
 pub mod privilege;
+pub mod resolve;
+pub mod route;
 pub mod socket;
 pub mod time;
 
 pub use capture::{Capture, CaptureOptions, CaptureStats, Frame, LinkType, PacketType};
 pub use error::{NetError, Privilege};
 pub use filter::{BpfInsn, BpfProgram};
+pub use poll::{PollOutcome, poll_readable};
+pub use resolve::{ResolveError, ResolveErrorKind, Resolved, ReverseCache, resolve_ipv4};
 pub use socket::{
     DgramIcmpSocket, ErrorOrigin, HdrInclSender, Incoming, PmtuMode, QueuedError, RawIcmpSocket,
     Received,
