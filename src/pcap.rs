@@ -148,7 +148,8 @@ pub enum PcapError {
         source: io::Error,
     },
     /// Writing or flushing failed (a full disk, a closed pipe, ...). Once this happened, the
-    /// writer refuses further packets: the file ends in a partial record.
+    /// file may end in a partial record: the writer refuses further packets and flushes,
+    /// repeating this first failure's reason.
     Write {
         path: Option<PathBuf>,
         source: io::Error,
@@ -343,7 +344,33 @@ pub struct PcapWriter<W: Write> {
     link: LinkType,
     resolution: Resolution,
     packets_written: u64,
-    failed: bool,
+    /// The first write failure, repeated by every later call.
+    failed: Option<Failure>,
+}
+
+/// What is kept of a write failure to report it again (`io::Error` is not `Clone`).
+#[derive(Debug)]
+struct Failure {
+    os_error: Option<i32>,
+    kind: io::ErrorKind,
+    message: String,
+}
+
+impl Failure {
+    fn of(e: &io::Error) -> Failure {
+        Failure {
+            os_error: e.raw_os_error(),
+            kind: e.kind(),
+            message: e.to_string(),
+        }
+    }
+
+    fn to_io_error(&self) -> io::Error {
+        match self.os_error {
+            Some(code) => io::Error::from_raw_os_error(code),
+            None => io::Error::new(self.kind, self.message.clone()),
+        }
+    }
 }
 
 impl PcapWriter<BufWriter<File>> {
@@ -411,7 +438,7 @@ impl<W: Write> PcapWriter<W> {
             link,
             resolution,
             packets_written: 0,
-            failed: false,
+            failed: None,
         })
     }
 
@@ -425,8 +452,8 @@ impl<W: Write> PcapWriter<W> {
         data: &[u8],
         orig_len: usize,
     ) -> Result<(), PcapError> {
-        if self.failed {
-            return Err(self.failed_error());
+        if let Some(failure) = &self.failed {
+            return Err(self.repeat(failure));
         }
         let since_epoch = ts.duration_since(SystemTime::UNIX_EPOCH).map_err(|_| {
             self.invalid_packet("timestamp before 1970; classic pcap cannot store it".to_string())
@@ -449,11 +476,14 @@ impl<W: Write> PcapWriter<W> {
         let captured = &data[..data.len().min(SNAPLEN as usize)];
         let packet = PcapPacket::new(since_epoch, orig_len, captured);
         let Some(inner) = self.inner.as_mut() else {
-            return Err(self.failed_error());
+            return Ok(());
         };
         if let Err(e) = inner.pcap.write_packet(&packet) {
-            self.failed = true;
-            return Err(write_error(&self.path, e));
+            let err = write_error(&self.path, e);
+            if let PcapError::Write { source, .. } = &err {
+                self.failed = Some(Failure::of(source));
+            }
+            return Err(err);
         }
         self.packets_written += 1;
         Ok(())
@@ -461,15 +491,15 @@ impl<W: Write> PcapWriter<W> {
 
     /// Pushes buffered records to the file; reports a full disk or a closed pipe.
     pub fn flush(&mut self) -> Result<(), PcapError> {
-        if self.failed {
-            return Err(self.failed_error());
+        if let Some(failure) = &self.failed {
+            return Err(self.repeat(failure));
         }
         let Some(inner) = self.inner.as_ref() else {
             return Ok(());
         };
         let result = lock(&inner.sink).flush();
         result.map_err(|source| {
-            self.failed = true;
+            self.failed = Some(Failure::of(&source));
             PcapError::Write {
                 path: self.path.clone(),
                 source,
@@ -519,10 +549,10 @@ impl<W: Write> PcapWriter<W> {
         }
     }
 
-    fn failed_error(&self) -> PcapError {
+    fn repeat(&self, failure: &Failure) -> PcapError {
         PcapError::Write {
             path: self.path.clone(),
-            source: io::Error::other("an earlier write failed; the file ends in a partial record"),
+            source: failure.to_io_error(),
         }
     }
 }
@@ -530,7 +560,7 @@ impl<W: Write> PcapWriter<W> {
 impl<W: Write> Drop for PcapWriter<W> {
     fn drop(&mut self) {
         if let Some(inner) = &self.inner
-            && !self.failed
+            && self.failed.is_none()
         {
             let _ = lock(&inner.sink).flush();
         }
@@ -544,7 +574,7 @@ impl<W: Write> fmt::Debug for PcapWriter<W> {
             .field("link", &self.link)
             .field("resolution", &self.resolution)
             .field("packets_written", &self.packets_written)
-            .field("failed", &self.failed)
+            .field("failed", &self.failed.as_ref().map(|f| &f.message))
             .finish_non_exhaustive()
     }
 }

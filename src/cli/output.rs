@@ -12,6 +12,7 @@ pub const JSON_VERSION: u64 = 1;
 #[derive(Debug)]
 pub struct Out {
     stdout: io::Stdout,
+    pending: Vec<u8>,
     broken: bool,
     json: bool,
     cmd: &'static str,
@@ -22,6 +23,7 @@ impl Out {
     pub fn new(cmd: &'static str, json: bool) -> Out {
         Out {
             stdout: io::stdout(),
+            pending: Vec::new(),
             broken: false,
             json,
             cmd,
@@ -47,12 +49,37 @@ impl Out {
         self.write_raw(s.as_bytes());
     }
 
+    /// Appends text to be written at the next [`Out::flush`] (flood mode's dots and
+    /// backspaces: one write per wait instead of one per packet). Ignored with `--json`.
+    pub fn text_later(&mut self, s: &str) {
+        if !self.json {
+            self.pending.extend_from_slice(s.as_bytes());
+        }
+    }
+
+    /// Writes what [`Out::text_later`] collected.
+    pub fn flush(&mut self) {
+        if !self.pending.is_empty() {
+            let p = std::mem::take(&mut self.pending);
+            self.write_raw(&p);
+            self.pending = p;
+            self.pending.clear();
+        }
+    }
+
     fn write_raw(&mut self, b: &[u8]) {
         if self.broken {
             return;
         }
         let mut lock = self.stdout.lock();
-        if lock.write_all(b).and_then(|_| lock.flush()).is_err() {
+        let pending = std::mem::take(&mut self.pending);
+        let r = lock
+            .write_all(&pending)
+            .and_then(|_| lock.write_all(b))
+            .and_then(|_| lock.flush());
+        self.pending = pending;
+        self.pending.clear();
+        if r.is_err() {
             self.broken = true;
         }
     }

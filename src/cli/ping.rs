@@ -25,7 +25,7 @@ use crate::net::{ErrorOrigin, NetError};
 use crate::packet::builder::Ipv4Builder;
 use crate::packet::fragment::Fragmenter;
 use crate::packet::icmp::{
-    DstUnreachable, IcmpPacket, IcmpRepr, IcmpType, QuotedTransport, Redirect, TimeExceeded,
+    self, DstUnreachable, IcmpPacket, IcmpRepr, IcmpType, QuotedTransport, Redirect, TimeExceeded,
 };
 use crate::packet::ipv4::{IpProtocol, Ipv4Packet};
 use crate::pcap::{LinkType, PcapWriter};
@@ -383,7 +383,8 @@ enum Event {
         ttl: Option<u8>,
         sent_ns: Option<u64>,
         checksum_ok: bool,
-        data: Vec<u8>,
+        /// Where the echo data lies in the receive buffer (no copy per reply).
+        data: core::ops::Range<usize>,
     },
     Error {
         seq: u16,
@@ -427,7 +428,10 @@ fn decode_raw(m: &Matcher, datagram: &[u8]) -> Option<Event> {
                 ttl: Some(ip.ttl()),
                 sent_ns: stamp(m, icmp.data()),
                 checksum_ok,
-                data: icmp.data().to_vec(),
+                data: {
+                    let start = ip.header_len() + icmp::HEADER_LEN;
+                    start..start + icmp.data().len()
+                },
             })
         }
         t if t.is_error() => {
@@ -704,6 +708,12 @@ impl Driver {
                         self.out.event("timeout", json!({ "seq": prev }));
                     }
                     self.send(seq);
+                    // On lo the reply is often queued before sendto returns: read it now,
+                    // without a poll.
+                    if let Err(e) = self.receive_ready() {
+                        warn(e);
+                        return EXIT_ERROR;
+                    }
                 }
                 Next::WaitUntil(t) => {
                     let wait = t.saturating_sub(now);
@@ -714,6 +724,7 @@ impl Driver {
                 }
             }
         }
+        self.out.flush();
         self.finish()
     }
 
@@ -805,6 +816,7 @@ impl Driver {
     }
 
     fn wait_and_receive(&mut self, wait: Duration) -> Result<(), NetError> {
+        self.out.flush();
         let fd = match &self.sockets {
             Sockets::Raw { rx, .. } => rx.as_fd(),
             Sockets::Dgram(s) => s.as_fd(),
@@ -814,6 +826,11 @@ impl Driver {
         if poll::poll_readable(&[fd], Some(wait), &mut ready)?.ready_count() == 0 {
             return Ok(());
         }
+        self.receive_ready()
+    }
+
+    /// Reads and handles everything queued on the receive socket, without blocking.
+    fn receive_ready(&mut self) -> Result<(), NetError> {
         // Read everything queued, without blocking (the sockets are non-blocking).
         for _ in 0..4096 {
             let got = match &self.sockets {
@@ -879,6 +896,11 @@ impl Driver {
             let Some((ev, rx_time)) = got else { break };
             if let Some(ev) = ev {
                 self.handle(ev, rx_time);
+                // Like iputils: with nothing left in flight, go back to the sender rather than
+                // spend a syscall finding the queue empty.
+                if self.session.in_flight() == 0 {
+                    break;
+                }
             }
         }
         Ok(())
@@ -902,15 +924,17 @@ impl Driver {
                 let dup = kind == ReplyKind::Duplicate;
                 let different = from != self.matcher.target;
                 let truncated = icmp_len < self.o.args.size + 8;
-                self.out.event(
-                    "reply",
-                    json!({
-                        "seq": seq, "from": from.to_string(), "bytes": icmp_len,
-                        "ttl": ttl, "rtt_ms": rtt_us.map(ms_f64), "dup": dup,
-                        "bad_checksum": !checksum_ok, "different_address": different,
-                        "truncated": truncated,
-                    }),
-                );
+                if self.out.is_json() {
+                    self.out.event(
+                        "reply",
+                        json!({
+                            "seq": seq, "from": from.to_string(), "bytes": icmp_len,
+                            "ttl": ttl, "rtt_ms": rtt_us.map(ms_f64), "dup": dup,
+                            "bad_checksum": !checksum_ok, "different_address": different,
+                            "truncated": truncated,
+                        }),
+                    );
+                }
                 if quiet {
                     return;
                 }
@@ -951,7 +975,7 @@ impl Driver {
                 if different {
                     line.push_str(" (DIFFERENT ADDRESS!)");
                 }
-                self.check_data(&data, &mut line);
+                self.check_data(&self.rxbuf[data], &mut line);
                 if self.o.args.audible {
                     line.push('\x07');
                 }
@@ -1159,7 +1183,7 @@ fn decode_dgram(m: &Matcher, icmp: &[u8], from: Ipv4Addr, ttl: Option<u8>) -> Op
         ttl: Some(ttl.unwrap_or(0)),
         sent_ns: stamp(m, p.data()),
         checksum_ok: p.verify_checksum(),
-        data: p.data().to_vec(),
+        data: icmp::HEADER_LEN..icmp.len(),
     })
 }
 

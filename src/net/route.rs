@@ -295,7 +295,7 @@ mod tests {
     }
 
     #[test]
-    fn bad_interface_names_are_refused_before_any_syscall() {
+    fn empty_long_and_nul_interface_names_are_no_such_interface() {
         for name in ["", "this-name-is-far-too-long", "nul\0x"] {
             assert!(!interface_exists(name));
             assert!(matches!(
