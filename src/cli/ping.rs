@@ -1379,7 +1379,7 @@ mod tests {
             _ => panic!("our reply was not recognised"),
         }
         assert!(decode_raw(&m, &reply(0x1235, b"cookie!!")).is_none());
-        assert!(decode_raw(&m, &reply(0x1234, b"someone")).is_none());
+        assert!(decode_raw(&m, &reply(0x1234, b"someone!")).is_none());
         // Garbage and truncations never panic.
         let r = reply(0x1234, b"cookie!!");
         for len in 0..r.len() {
