@@ -13,6 +13,7 @@ pub const JSON_VERSION: u64 = 1;
 pub struct Out {
     stdout: io::Stdout,
     pending: Vec<u8>,
+    quiet: bool,
     broken: bool,
     json: bool,
     cmd: &'static str,
@@ -24,6 +25,7 @@ impl Out {
         Out {
             stdout: io::stdout(),
             pending: Vec::new(),
+            quiet: false,
             broken: false,
             json,
             cmd,
@@ -33,6 +35,16 @@ impl Out {
     /// True with `--json`.
     pub fn is_json(&self) -> bool {
         self.json
+    }
+
+    /// With `-q`: only the `start` and `summary` events are written.
+    pub fn set_quiet(&mut self, quiet: bool) {
+        self.quiet = quiet;
+    }
+
+    /// True when [`Out::event`] would write a per-packet event (JSON on and not quiet).
+    pub fn wants_events(&self) -> bool {
+        self.json && !self.quiet
     }
 
     /// True once stdout was closed by the reader.
@@ -86,7 +98,7 @@ impl Out {
 
     /// Writes one JSON event: `{"v":1,"cmd":..,"event":..,<fields>}`. Ignored without `--json`.
     pub fn event(&mut self, event: &str, fields: Value) {
-        if !self.json {
+        if !self.json || (self.quiet && !matches!(event, "start" | "summary")) {
             return;
         }
         let mut m = Map::new();

@@ -359,6 +359,9 @@ fn source_for_bind(o: &Options) -> Ipv4Addr {
 /// Everything the receive path needs to recognise our replies.
 struct Matcher {
     target: Ipv4Addr,
+    /// Our own source address: a "fragmentation needed" from it is the kernel refusing our own
+    /// send, already reported by `sendto`.
+    source: Ipv4Addr,
     ident: u16,
     cookie: [u8; 8],
     size: usize,
@@ -446,6 +449,12 @@ fn decode_raw(m: &Matcher, datagram: &[u8]) -> Option<Event> {
                 return None;
             };
             if ident != m.ident || q.dst_addr != m.target {
+                return None;
+            }
+            if t == IcmpType::DstUnreachable
+                && DstUnreachable::from(icmp.msg_code()) == DstUnreachable::FragRequired
+                && ip.src_addr() == m.source
+            {
                 return None;
             }
             // When the router quoted enough of the payload, the cookie must match too.
@@ -601,6 +610,7 @@ impl Driver {
         let numeric = o.args.numeric || o.args.flood || resolved.numeric;
         let hostname = resolved.canonical.clone();
         let mut out = Out::new("ping", o.args.json);
+        out.set_quiet(o.args.quiet);
         if o.args.verbose {
             warn(format!(
                 "{} socket, identifier {ident}, source {source}",
@@ -645,6 +655,7 @@ impl Driver {
         Ok(Driver {
             matcher: Matcher {
                 target,
+                source,
                 ident,
                 cookie: r.to_be_bytes(),
                 size,
@@ -924,7 +935,7 @@ impl Driver {
                 let dup = kind == ReplyKind::Duplicate;
                 let different = from != self.matcher.target;
                 let truncated = icmp_len < self.o.args.size + 8;
-                if self.out.is_json() {
+                if self.out.wants_events() {
                     self.out.event(
                         "reply",
                         json!({
@@ -990,6 +1001,11 @@ impl Driver {
                 info,
             } => {
                 self.session.on_error(seq);
+                // A router's "fragmentation needed" teaches the path MTU (RFC 1191); later
+                // probes are sized (or refused) by it, as the kernel does for its own sockets.
+                if icmp_type == 3 && code == 4 && info >= 68 {
+                    self.pmtu_cache = Some(self.pmtu_cache.map_or(info, |m| m.min(info)));
+                }
                 let text = icmp_text(icmp_type, code, info, None);
                 self.out.event(
                     "icmp_error",
@@ -1155,6 +1171,9 @@ impl Driver {
                     "min": ms_f64(r.min_us), "avg": ms_f64(r.avg_us),
                     "max": ms_f64(r.max_us), "mdev": ms_f64(r.mdev_us),
                     "ewma": ms_f64(r.ewma_us),
+                    "p50": self.session.rtt().percentile(0.5).map(ms_f64),
+                    "p90": self.session.rtt().percentile(0.9).map(ms_f64),
+                    "p99": self.session.rtt().percentile(0.99).map(ms_f64),
                 })),
                 "pipe": s.pipe, "exit": code,
             }),
@@ -1208,48 +1227,78 @@ fn write_synthetic(
     }
 }
 
-/// Sends one datagram through `IP_HDRINCL`. The kernel never fragments such a datagram, so
-/// when it exceeds the path MTU and DF is not demanded (`-M dont` or `want`), rawkit splits it
+/// Sends one datagram through `IP_HDRINCL`, minding the path MTU as the kernel does for its own
+/// sockets (which it does not do for `IP_HDRINCL`: over a learnt path MTU it both fails the send
+/// with EMSGSIZE and sends itself a "fragmentation needed").
+///
+/// `mtu` is the path MTU rawkit knows (from a "fragmentation needed" error, or from the route
+/// after an EMSGSIZE). A datagram larger than it is, with `-M do` or `probe`, a local error
+/// (`message too long, mtu=N`, as iputils prints); otherwise (`want`, `dont`) rawkit splits it
 /// itself (RFC 791) and sends the fragments with DF clear.
 fn send_datagram(
     tx: &HdrInclSender,
     datagram: &[u8],
     dst: Ipv4Addr,
     pmtu: PmtuMode,
-    mtu_cache: &mut Option<u32>,
+    mtu: &mut Option<u32>,
     device: Option<&str>,
 ) -> Result<(), String> {
+    let strict = matches!(pmtu, PmtuMode::Do | PmtuMode::Probe);
+    let too_long = |m: u32| format!("local error: message too long, mtu={m}");
+    if let Some(m) = *mtu
+        && datagram.len() > m as usize
+        && pmtu != PmtuMode::Dont
+    {
+        return if strict {
+            Err(too_long(m))
+        } else {
+            send_fragments(tx, datagram, dst, m)
+        };
+    }
     match tx.send_to(datagram, dst) {
         Ok(_) => Ok(()),
         Err(NetError::MessageTooLong { .. }) => {
-            let mtu = match *mtu_cache {
-                Some(m) => m,
-                None => {
-                    let m = route::path_mtu(dst, device).unwrap_or(1500);
-                    *mtu_cache = Some(m);
-                    m
-                }
-            };
-            if matches!(pmtu, PmtuMode::Do | PmtuMode::Probe) {
-                return Err(format!("local error: message too long, mtu={mtu}"));
+            // The route knows better than the cache (an interface MTU, or a path MTU the
+            // kernel learnt from someone else's traffic).
+            let m = route::path_mtu(dst, device)
+                .ok()
+                .into_iter()
+                .chain(*mtu)
+                .min()
+                .unwrap_or(1500)
+                .min(datagram.len().saturating_sub(1) as u32);
+            *mtu = Some(m);
+            if strict {
+                Err(too_long(m))
+            } else {
+                send_fragments(tx, datagram, dst, m)
             }
-            let hl = Ipv4Packet::new_checked(datagram)
-                .map(|p| p.header_len())
-                .unwrap_or(20);
-            let size = (mtu as usize).saturating_sub(hl) / 8 * 8;
-            let mut copy = datagram.to_vec();
-            Ipv4Packet::new_unchecked(&mut copy[..]).set_dont_frag(false);
-            let mut f = Fragmenter::new(&copy, size.max(8)).map_err(|e| e.to_string())?;
-            let mut piece = vec![0u8; f.max_fragment_len()];
-            while let Some(r) = f.next_into(&mut piece) {
-                let n = r.map_err(|e| e.to_string())?;
-                tx.send_to(&piece[..n], dst)
-                    .map_err(|e| format!("sendmsg: {e}"))?;
-            }
-            Ok(())
         }
         Err(e) => Err(format!("sendmsg: {e}")),
     }
+}
+
+/// Splits `datagram` into fragments that fit `mtu` (DF clear) and sends them.
+fn send_fragments(
+    tx: &HdrInclSender,
+    datagram: &[u8],
+    dst: Ipv4Addr,
+    mtu: u32,
+) -> Result<(), String> {
+    let hl = Ipv4Packet::new_checked(datagram)
+        .map(|p| p.header_len())
+        .unwrap_or(20);
+    let size = (mtu as usize).saturating_sub(hl) / 8 * 8;
+    let mut copy = datagram.to_vec();
+    Ipv4Packet::new_unchecked(&mut copy[..]).set_dont_frag(false);
+    let mut f = Fragmenter::new(&copy, size.max(8)).map_err(|e| e.to_string())?;
+    let mut piece = vec![0u8; f.max_fragment_len()];
+    while let Some(r) = f.next_into(&mut piece) {
+        let n = r.map_err(|e| e.to_string())?;
+        tx.send_to(&piece[..n], dst)
+            .map_err(|e| format!("sendmsg: {e}"))?;
+    }
+    Ok(())
 }
 
 /// Applies the per-socket options.
@@ -1341,6 +1390,7 @@ mod tests {
     fn matcher() -> Matcher {
         Matcher {
             target: Ipv4Addr::LOCALHOST,
+            source: Ipv4Addr::new(127, 0, 0, 2),
             ident: 0x1234,
             cookie: *b"cookie!!",
             size: 56,

@@ -17,6 +17,8 @@
 //! addressed from 198.18.0.0/15; bound every sending loop in count and time.
 #![allow(dead_code, unsafe_code)]
 
+pub mod lab;
+
 use std::ffi::CString;
 use std::io;
 use std::path::PathBuf;
