@@ -720,8 +720,11 @@ impl Driver {
                     }
                     self.send(seq);
                     // On lo the reply is often queued before sendto returns: read it now,
-                    // without a poll.
-                    if let Err(e) = self.receive_ready() {
+                    // without a poll; but not in the middle of a preload burst, which goes out
+                    // whole before anything is read (as iputils: `pipe N`).
+                    if self.session.in_flight() >= self.o.preload
+                        && let Err(e) = self.receive_ready()
+                    {
                         warn(e);
                         return EXIT_ERROR;
                     }
@@ -767,7 +770,7 @@ impl Driver {
                     b = b.tos(q);
                 }
                 match b.emit(&mut self.buf) {
-                    Err(e) => Err(format!("{e}")),
+                    Err(e) => Err(SendError::Other(format!("{e}"))),
                     Ok(n) => {
                         let r = send_datagram(
                             tx,
@@ -787,18 +790,28 @@ impl Driver {
                 }
             }
             Sockets::Dgram(s) => {
-                // The kernel fills the checksum and the identifier of a ping socket.
-                match echo.emit_without_checksum(&mut self.buf) {
-                    Err(e) => Err(format!("{e}")),
-                    Ok(n) => s
-                        .send_to(&self.buf[..n], self.matcher.target)
-                        .map(|_| ())
-                        .map_err(|e| match e {
-                            NetError::MessageTooLong { .. } => {
-                                "local error: message too long".to_string()
+                // The kernel fills the checksum and the identifier of a ping socket; rawkit
+                // computes it anyway (the kernel overwrites it) so the pcap copy is right.
+                match echo.emit(&mut self.buf) {
+                    Err(e) => Err(SendError::Other(format!("{e}"))),
+                    Ok(n) => match s.send_to(&self.buf[..n], self.matcher.target) {
+                        Ok(_) => {
+                            if let Some(w) = self.pcap.as_mut() {
+                                write_synthetic(
+                                    w,
+                                    sent_at,
+                                    self.source,
+                                    self.matcher.target,
+                                    Some(self.o.args.ttl.unwrap_or(64)),
+                                    &self.buf[..n],
+                                );
                             }
-                            e => format!("sendmsg: {e}"),
-                        }),
+                            Ok(())
+                        }
+                        // The error queue reports it (with the MTU), once: see `handle`.
+                        Err(NetError::MessageTooLong { .. }) => Err(SendError::Queued),
+                        Err(e) => Err(SendError::Other(format!("sendmsg: {e}"))),
+                    },
                 }
             }
         };
@@ -808,22 +821,33 @@ impl Driver {
         match result {
             Ok(()) => {
                 if self.o.args.flood && !self.o.args.quiet {
-                    self.out.text(".");
+                    self.out.text_later(".");
                 }
-                self.out
-                    .event("sent", json!({ "seq": seq, "bytes": size + 8 }));
+                if self.out.wants_events() {
+                    self.out
+                        .event("sent", json!({ "seq": seq, "bytes": size + 8 }));
+                }
             }
-            Err(e) => {
+            // iputils counts a probe it could not send as transmitted, and as an error only
+            // when it was too long for the MTU; other failures (a firewall's EPERM) are
+            // reported, not counted.
+            Err(SendError::Queued) => {}
+            Err(SendError::TooLong(text)) => {
                 self.session.on_send_error();
-                if self.o.args.flood {
-                    self.out.text("E");
-                } else if !self.o.args.quiet {
-                    warn(&e);
-                }
-                self.out
-                    .event("local_error", json!({ "seq": seq, "error": e }));
+                self.report_send_error(seq, &text);
             }
+            Err(SendError::Other(text)) => self.report_send_error(seq, &text),
         }
+    }
+
+    fn report_send_error(&mut self, seq: u16, text: &str) {
+        if self.o.args.flood {
+            self.out.text_later("E");
+        } else if !self.o.args.quiet {
+            warn(text);
+        }
+        self.out
+            .event("local_error", json!({ "seq": seq, "error": text }));
     }
 
     fn wait_and_receive(&mut self, wait: Duration) -> Result<(), NetError> {
@@ -951,9 +975,9 @@ impl Driver {
                 }
                 if flood {
                     self.out
-                        .text(if checksum_ok { "\x08 \x08" } else { "\x08C" });
+                        .text_later(if checksum_ok { "\x08 \x08" } else { "\x08C" });
                     if self.o.args.audible {
-                        self.out.text("\x07");
+                        self.out.text_later("\x07");
                     }
                     return;
                 }
@@ -1016,7 +1040,7 @@ impl Driver {
                     return;
                 }
                 if flood {
-                    self.out.text("\x08E");
+                    self.out.text_later("\x08E");
                     return;
                 }
                 let p = self.prefix();
@@ -1242,9 +1266,9 @@ fn send_datagram(
     pmtu: PmtuMode,
     mtu: &mut Option<u32>,
     device: Option<&str>,
-) -> Result<(), String> {
+) -> Result<(), SendError> {
     let strict = matches!(pmtu, PmtuMode::Do | PmtuMode::Probe);
-    let too_long = |m: u32| format!("local error: message too long, mtu={m}");
+    let too_long = |m: u32| SendError::TooLong(format!("local error: message too long, mtu={m}"));
     if let Some(m) = *mtu
         && datagram.len() > m as usize
         && pmtu != PmtuMode::Dont
@@ -1274,8 +1298,19 @@ fn send_datagram(
                 send_fragments(tx, datagram, dst, m)
             }
         }
-        Err(e) => Err(format!("sendmsg: {e}")),
+        Err(e) => Err(SendError::Other(format!("sendmsg: {e}"))),
     }
+}
+
+/// Why a probe did not go out.
+#[derive(Debug)]
+enum SendError {
+    /// Longer than the path MTU with DF demanded: an error, counted (iputils' EMSGSIZE).
+    TooLong(String),
+    /// The socket's error queue will report it; nothing to do now.
+    Queued,
+    /// Any other failure: reported, not counted.
+    Other(String),
 }
 
 /// Splits `datagram` into fragments that fit `mtu` (DF clear) and sends them.
@@ -1284,19 +1319,20 @@ fn send_fragments(
     datagram: &[u8],
     dst: Ipv4Addr,
     mtu: u32,
-) -> Result<(), String> {
+) -> Result<(), SendError> {
     let hl = Ipv4Packet::new_checked(datagram)
         .map(|p| p.header_len())
         .unwrap_or(20);
     let size = (mtu as usize).saturating_sub(hl) / 8 * 8;
     let mut copy = datagram.to_vec();
     Ipv4Packet::new_unchecked(&mut copy[..]).set_dont_frag(false);
-    let mut f = Fragmenter::new(&copy, size.max(8)).map_err(|e| e.to_string())?;
+    let other = |e: String| SendError::Other(e);
+    let mut f = Fragmenter::new(&copy, size.max(8)).map_err(|e| other(e.to_string()))?;
     let mut piece = vec![0u8; f.max_fragment_len()];
     while let Some(r) = f.next_into(&mut piece) {
-        let n = r.map_err(|e| e.to_string())?;
+        let n = r.map_err(|e| other(e.to_string()))?;
         tx.send_to(&piece[..n], dst)
-            .map_err(|e| format!("sendmsg: {e}"))?;
+            .map_err(|e| other(format!("sendmsg: {e}")))?;
     }
     Ok(())
 }
