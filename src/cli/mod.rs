@@ -9,6 +9,7 @@
 pub mod args;
 pub mod output;
 pub mod ping;
+// Subcommand modules: one line each, above this comment.
 
 use clap::Parser;
 
@@ -20,7 +21,7 @@ pub const EXIT_ERROR: i32 = 2;
 #[command(
     name = "rawkit",
     version,
-    about = "Raw-socket ICMP/IPv4/UDP toolkit: ping on hand-built packets",
+    about = "Raw-socket ICMP/IPv4/UDP toolkit on hand-built packets",
     long_about = "Raw-socket ICMP/IPv4/UDP toolkit. Every packet is built and parsed by rawkit's \
                   own IPv4, ICMP and UDP code.\n\nSee capabilities.md for the privileges each \
                   command needs."
@@ -34,6 +35,7 @@ pub struct Cli {
 enum Command {
     /// Send ICMP echo requests (iputils ping's flags and output).
     Ping(ping::PingArgs),
+    // Subcommand variants: one each, above this comment.
 }
 
 /// Runs the command line; returns the exit status.
@@ -44,6 +46,7 @@ pub fn main() -> i32 {
     };
     match cli.command {
         Command::Ping(a) => ping::run(a),
+        // Subcommand dispatch: one arm each, above this comment.
     }
 }
 
