@@ -32,6 +32,14 @@ impl<'a> Fragmenter<'a> {
             });
         }
         let packet = Ipv4Packet::new_checked(datagram)?;
+        // Offsets count 8-byte units in 13 bits: the last fragment must start at or below
+        // 65528, and RFC 791 datagrams end at 65535.
+        if packet.frag_offset_bytes() + packet.payload().len() > 65_535 {
+            return Err(Error::Invalid {
+                layer: Layer::Fragment,
+                reason: "fragment offset plus payload passes 65535 bytes: the offsets would wrap",
+            });
+        }
         let mut copied_options = [0u8; 40];
         let mut copied_len = 0;
         for opt in OptionIter::new(packet.options()) {

@@ -25,6 +25,9 @@ pub const HEADER_LEN: usize = 8;
 /// at least 128 bytes.
 pub const EXTENSION_MIN_QUOTE: usize = 128;
 
+/// The longest original datagram field the RFC 4884 length byte can announce (255 words).
+pub const MAX_QUOTE_WITH_EXTENSIONS: usize = 255 * 4;
+
 mod field {
     use core::ops::Range;
     pub const TYPE: usize = 0;
@@ -526,6 +529,7 @@ impl<T: AsRef<[u8]>> IcmpPacket<T> {
     ///   (version 2 and a checksum that verifies): RFC 4884 section 5's "non-compliant"
     ///   applications, which MPLS routers still are;
     /// * a length past the end, or fewer than 4 bytes of extension: no extensions.
+    #[inline]
     pub fn split_extensions(&self) -> (&[u8], Option<&[u8]>) {
         let data = self.data();
         if !self.msg_type().has_rfc4884_length() {
@@ -561,6 +565,7 @@ impl<T: AsRef<[u8]>> IcmpPacket<T> {
 
     /// The IPv4 header quoted by an error message, parsed laxly (the quoted total length usually
     /// exceeds what was quoted).
+    #[inline]
     pub fn quoted_ipv4(&self) -> Result<Ipv4Packet<&[u8]>> {
         Ipv4Packet::new_lax(self.quoted_datagram()).map_err(|e| e.add_offset(HEADER_LEN))
     }
@@ -568,6 +573,7 @@ impl<T: AsRef<[u8]>> IcmpPacket<T> {
     /// The interesting fields of the quoted datagram: its IPv4 header and, when at least 8 bytes
     /// of transport header were quoted (RFC 792), the UDP ports or the ICMP identifier and
     /// sequence. `None` when no complete IPv4 header was quoted.
+    #[inline]
     pub fn quote_info(&self) -> Option<QuoteInfo> {
         let ip = self.quoted_ipv4().ok()?;
         let transport = ip.payload();
@@ -801,7 +807,7 @@ impl<'a> ExtensionObject<'a> {
     }
 
     /// The label stack entries of an MPLS object (empty for other objects).
-    pub fn mpls_entries(&self) -> impl Iterator<Item = MplsEntry> + 'a {
+    pub fn mpls_entries(&self) -> impl Iterator<Item = MplsEntry> + use<'a> {
         let payload: &'a [u8] = if self.is_mpls() { self.payload } else { &[] };
         payload
             .chunks_exact(4)
@@ -1057,6 +1063,13 @@ impl<'a> ErrorBody<'a> {
 }
 
 /// An ICMPv4 message in its everyday form.
+///
+/// Parsing then emitting gives back the same bytes, with one documented exception: the RFC 4884
+/// length byte of an error is recomputed from the body (0 without extensions, the padded quote
+/// length in words with them), so a length that announced no extension, or the unpadded length
+/// some routers send, comes back normalised. [`IcmpPacket`] keeps every byte as received.
+/// Messages whose unused header bytes are set, and echoes with a non-zero code, parse as
+/// [`IcmpRepr::Other`], which keeps everything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IcmpRepr<'a> {
     /// Echo request (type 8).
@@ -1158,27 +1171,38 @@ impl<'a> IcmpRepr<'a> {
             });
         }
         let code = packet.msg_code();
+        let rest = packet.rest_of_header().to_be_bytes();
+        // Bytes of the rest of header that RFC 792 says are unused: when a sender set them, the
+        // message is kept raw (`Other`) so that parse -> emit gives back every byte. (The RFC
+        // 4884 length byte is the one exception: emit recomputes it from the body.)
+        let unused_clear = match packet.msg_type() {
+            IcmpType::DstUnreachable => rest[0] == 0,
+            IcmpType::TimeExceeded => rest[0] == 0 && rest[2] == 0 && rest[3] == 0,
+            IcmpType::ParamProblem => rest[2] == 0 && rest[3] == 0,
+            _ => true,
+        };
         Ok(match packet.msg_type() {
-            IcmpType::EchoRequest => IcmpRepr::EchoRequest {
+            // RFC 792: echo has code 0; another code is not an echo as rawkit knows it.
+            IcmpType::EchoRequest if code == 0 => IcmpRepr::EchoRequest {
                 ident: packet.echo_ident(),
                 seq_no: packet.echo_seq_no(),
                 data: packet.data(),
             },
-            IcmpType::EchoReply => IcmpRepr::EchoReply {
+            IcmpType::EchoReply if code == 0 => IcmpRepr::EchoReply {
                 ident: packet.echo_ident(),
                 seq_no: packet.echo_seq_no(),
                 data: packet.data(),
             },
-            IcmpType::DstUnreachable => IcmpRepr::DstUnreachable {
+            IcmpType::DstUnreachable if unused_clear => IcmpRepr::DstUnreachable {
                 code: code.into(),
                 next_hop_mtu: packet.next_hop_mtu(),
                 body: ErrorBody::parse(packet),
             },
-            IcmpType::TimeExceeded => IcmpRepr::TimeExceeded {
+            IcmpType::TimeExceeded if unused_clear => IcmpRepr::TimeExceeded {
                 code: code.into(),
                 body: ErrorBody::parse(packet),
             },
-            IcmpType::ParamProblem => IcmpRepr::ParamProblem {
+            IcmpType::ParamProblem if unused_clear => IcmpRepr::ParamProblem {
                 code,
                 pointer: packet.pointer(),
                 body: ErrorBody::parse(packet),
@@ -1268,6 +1292,19 @@ impl<'a> IcmpRepr<'a> {
     /// Like [`IcmpRepr::emit`] but leaves the checksum field zero (for a caller that sets a
     /// value of its own, or lets a ping socket's kernel fill it).
     pub fn emit_without_checksum(&self, buf: &mut [u8]) -> Result<usize> {
+        if let IcmpRepr::DstUnreachable { body, .. }
+        | IcmpRepr::TimeExceeded { body, .. }
+        | IcmpRepr::ParamProblem { body, .. } = self
+            && body.extensions.is_some()
+            && body.quote_field_len() > MAX_QUOTE_WITH_EXTENSIONS
+        {
+            // The length byte counts 32-bit words: 255 of them at most.
+            return Err(Error::Invalid {
+                layer: Layer::Icmp,
+                reason: "with RFC 4884 extensions the quoted datagram must fit in 1020 bytes \
+                         (the length field counts at most 255 words): shorten the quote",
+            });
+        }
         let n = self.buffer_len();
         if buf.len() < n {
             return Err(Error::BufferTooSmall {

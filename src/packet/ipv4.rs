@@ -824,7 +824,7 @@ impl<'a> Ipv4Option<'a> {
 
     /// The addresses in a route option's slots (record route, LSRR, SSRR), or in a timestamp
     /// option with address flags. Empty for other options.
-    pub fn addresses(&self) -> impl Iterator<Item = Ipv4Addr> + 'a {
+    pub fn addresses(&self) -> impl Iterator<Item = Ipv4Addr> + use<'a> {
         let data: &'a [u8] = match *self {
             Ipv4Option::RecordRoute { data, .. }
             | Ipv4Option::LooseSourceRoute { data, .. }
