@@ -3,9 +3,10 @@
 //! One-shot ([`checksum`], [`verify`]), incremental over pieces that are not contiguous
 //! ([`Accumulator`]), and the IPv4 pseudo-header of UDP ([`pseudo_header`]).
 //!
-//! Speed: the sum runs over 8-byte words in the machine's own byte order into a 128-bit
-//! accumulator (no carry handling in the loop) and is folded and byte-swapped once at the end.
-//! RFC 1071 section 2 (B) "byte order independence" is what makes that correct.
+//! Speed: the sum runs over 32-bit words in the machine's own byte order into eight independent
+//! 64-bit lanes (no carry handling in the loop), the tail in fixed-size pieces, and is folded and
+//! byte-swapped once at the end. RFC 1071 section 2 (B) "byte order independence" is what makes
+//! that correct.
 
 use std::net::Ipv4Addr;
 
@@ -13,44 +14,61 @@ use std::net::Ipv4Addr;
 /// An odd trailing byte counts as the high byte of a word whose low byte is zero.
 #[inline]
 pub fn sum(data: &[u8]) -> u16 {
-    // Eight independent lanes of native-order 32-bit words: no carries to propagate in the loop
-    // (a lane would need 2^32 words to overflow) and no dependency between the adds, so the
-    // loop runs at several words per cycle without vector instructions or unsafe code.
-    let mut lanes = [0u64; 8];
-    let mut blocks = data.chunks_exact(32);
-    for b in &mut blocks {
-        for (i, lane) in lanes.iter_mut().enumerate() {
-            let w = &b[i * 4..i * 4 + 4];
-            *lane += u32::from_ne_bytes([w[0], w[1], w[2], w[3]]) as u64;
-        }
+    // 8 GiB pieces keep every accumulator below 2^62 (see `sum_native`).
+    if data.len() <= PIECE {
+        return u16::from_be(fold64(sum_native(data)));
     }
-    let mut acc: u128 = lanes.iter().map(|&l| l as u128).sum();
+    let mut total = 0u16;
+    for piece in data.chunks(PIECE) {
+        // PIECE is even, so every piece starts at an even offset: sums add as they are.
+        total = add16(total, fold64(sum_native(piece)));
+    }
+    u16::from_be(total)
+}
+
+const PIECE: usize = 1 << 33;
+
+/// The unfolded sum of `data` as native-order 32-bit words (at most 8 GiB: 2^28 words per lane
+/// of at most 2^32 each stay below 2^60, eight lanes below 2^63).
+#[inline]
+fn sum_native(data: &[u8]) -> u64 {
+    let mut acc: u64 = 0;
+    let mut blocks = data.chunks_exact(32);
+    if data.len() >= 32 {
+        // Eight independent lanes of native-order 32-bit words: no carries to propagate in
+        // the loop and no dependency between the adds, so it runs at several words per cycle
+        // without vector instructions or unsafe code.
+        let mut lanes = [0u64; 8];
+        for b in &mut blocks {
+            for (i, lane) in lanes.iter_mut().enumerate() {
+                let w = &b[i * 4..i * 4 + 4];
+                *lane += u32::from_ne_bytes([w[0], w[1], w[2], w[3]]) as u64;
+            }
+        }
+        acc = lanes.iter().sum();
+    }
     // The tail in fixed-size pieces (a variable-length copy into a zeroed word would stall on
     // store forwarding, which dominated the cost of summing a 20-byte header).
     let mut rest = blocks.remainder();
     while let Some((w, r)) = rest.split_first_chunk::<4>() {
-        acc += u32::from_ne_bytes(*w) as u128;
+        acc += u32::from_ne_bytes(*w) as u64;
         rest = r;
     }
     if let Some((w, r)) = rest.split_first_chunk::<2>() {
-        acc += u16::from_ne_bytes(*w) as u128;
+        acc += u16::from_ne_bytes(*w) as u64;
         rest = r;
     }
     if let Some(&b) = rest.first() {
         // The odd byte sits at an even offset: the first byte of a 16-bit word.
-        acc += u16::from_ne_bytes([b, 0]) as u128;
+        acc += u16::from_ne_bytes([b, 0]) as u64;
     }
-    // Native-order lanes fold to the byte-swapped sum on a little-endian machine
-    // (RFC 1071 section 2 (B), byte order independence).
-    u16::from_be(fold128(acc))
+    acc
 }
 
+/// Folds a native-order sum to 16 bits with end-around carries. On a little-endian machine the
+/// result is the byte-swapped checksum sum (RFC 1071 section 2 (B), byte order independence).
 #[inline]
-fn fold128(acc: u128) -> u16 {
-    // Ones' complement folding: end-around carry at every width.
-    let mut s = (acc as u64 as u128) + (acc >> 64);
-    s = (s as u64 as u128) + (s >> 64);
-    let s = s as u64;
+fn fold64(s: u64) -> u16 {
     let mut t = (s & 0xffff_ffff) + (s >> 32);
     t = (t & 0xffff_ffff) + (t >> 32);
     let mut u = (t & 0xffff) + (t >> 16);

@@ -532,7 +532,10 @@ impl<T: AsRef<[u8]>> IcmpPacket<T> {
     #[inline]
     pub fn split_extensions(&self) -> (&[u8], Option<&[u8]>) {
         let data = self.data();
-        if !self.msg_type().has_rfc4884_length() {
+        // Extensions start at byte 128 of the data at the earliest and need 4 bytes.
+        if data.len() < EXTENSION_MIN_QUOTE + EXTENSION_HEADER_LEN
+            || !self.msg_type().has_rfc4884_length()
+        {
             return (data, None);
         }
         let len = self.rfc4884_length() as usize * 4;
