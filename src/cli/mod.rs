@@ -7,6 +7,7 @@
 //! program quietly.
 
 pub mod args;
+pub mod capture;
 pub mod output;
 pub mod ping;
 // Subcommand modules: one line each, above this comment.
@@ -35,6 +36,8 @@ pub struct Cli {
 enum Command {
     /// Send ICMP echo requests (iputils ping's flags and output).
     Ping(ping::PingArgs),
+    /// Capture packets on an interface (or read a pcap file) and decode them, as tcpdump does.
+    Capture(capture::CaptureArgs),
     // Subcommand variants: one each, above this comment.
 }
 
@@ -46,6 +49,7 @@ pub fn main() -> i32 {
     };
     match cli.command {
         Command::Ping(a) => ping::run(a),
+        Command::Capture(a) => capture::run(a),
         // Subcommand dispatch: one arm each, above this comment.
     }
 }

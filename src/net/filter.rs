@@ -6,9 +6,17 @@
 //! the process. The order that loses nothing and admits nothing stale is: attach the filter,
 //! drain what was queued before it, then send.
 //!
-//! This module only builds programs and attaches them; it must never parse packets itself.
+//! [`CaptureFilter`] is the filter of `rawkit capture` (`--proto`, `--host`, `--port`,
+//! `--direction`), compiled to a classic BPF program for a frame layout ([`FrameLayout`]): the
+//! kernel runs it on every frame before it is queued. The same program, run by
+//! [`BpfProgram::run`] (an interpreter with the kernel's semantics), filters the records of a
+//! pcap file, so the filter has one definition, whether the packets come live or from a file.
+//!
+//! This module only builds, runs and attaches programs; it must never parse packets itself:
+//! every decision about a packet's bytes is an instruction of a program.
 
 use std::io;
+use std::net::Ipv4Addr;
 use std::os::fd::AsFd;
 
 use socket2::{SockFilter, SockRef};
@@ -229,100 +237,415 @@ impl BpfProgram {
     }
 }
 
+/// What the kernel knows of a packet beyond its bytes: the values of the BPF ancillary loads
+/// (`SKF_AD_*`) that [`CaptureFilter`] programs use. Only a live capture has them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct PacketMeta {
+    /// `skb->pkt_type` (`SKF_AD_PKTTYPE`): 0 to this host, 4 sent by it (`PACKET_OUTGOING`).
+    pub pkttype: u8,
+    /// `skb->protocol` (`SKF_AD_PROTOCOL`), an ethertype in host order.
+    pub protocol: u16,
+    /// The interface index (`SKF_AD_IFINDEX`).
+    pub ifindex: u32,
+}
+
+/// `SKF_AD_OFF` as the `k` of a load: loads at or above it read [`PacketMeta`].
+const ANCILLARY_BASE: u32 = libc::SKF_AD_OFF as u32;
+
+/// Loads `size` bytes big-endian at `at`, as the kernel does; `None` when out of bounds.
+fn load(packet: &[u8], at: u32, size: u16) -> Option<u32> {
+    let at = usize::try_from(at).ok()?;
+    let width = match size {
+        op::W => 4,
+        op::H => 2,
+        op::B => 1,
+        _ => return None,
+    };
+    let bytes = packet.get(at..at.checked_add(width)?)?;
+    Some(bytes.iter().fold(0u32, |acc, &b| (acc << 8) | u32::from(b)))
+}
+
+/// An ancillary load (`ld #pkttype`...): `None` without metadata or for an extension rawkit
+/// does not model, which ends the program with 0 as an unknown extension would.
+fn ancillary(k: u32, meta: Option<&PacketMeta>) -> Option<u32> {
+    let meta = meta?;
+    match i32::try_from(k.wrapping_sub(ANCILLARY_BASE)).ok()? {
+        libc::SKF_AD_PROTOCOL => Some(u32::from(meta.protocol)),
+        libc::SKF_AD_PKTTYPE => Some(u32::from(meta.pkttype)),
+        libc::SKF_AD_IFINDEX => Some(meta.ifindex),
+        _ => None,
+    }
+}
+
+/// Runs `prog` over `packet` and returns what the kernel would: the number of bytes to keep
+/// (0 drops the packet). Like the kernel, an out-of-bounds load or a division by zero ends the
+/// program with 0, and so does running off its end (the kernel refuses such programs).
+/// Classic BPF only jumps forward, so this always ends, after at most `prog.len()` steps.
+fn execute(prog: &[BpfInsn], packet: &[u8], meta: Option<&PacketMeta>) -> u32 {
+    let (mut a, mut x) = (0u32, 0u32);
+    let mut mem = [0u32; 16];
+    let mut pc = 0usize;
+    let len = u32::try_from(packet.len()).unwrap_or(u32::MAX);
+    while let Some(insn) = prog.get(pc) {
+        pc += 1;
+        let code = insn.code;
+        let k = insn.k;
+        match code & 0x07 {
+            op::LD | op::LDX => {
+                let value = match code & 0xe0 {
+                    op::IMM => Some(k),
+                    op::ABS if code & 0x07 == op::LD && k >= ANCILLARY_BASE => ancillary(k, meta),
+                    op::ABS => load(packet, k, code & 0x18),
+                    op::IND => load(packet, x.wrapping_add(k), code & 0x18),
+                    op::MEM => mem.get(k as usize).copied(),
+                    op::LEN => Some(len),
+                    op::MSH => load(packet, k, op::B).map(|b| (b & 0x0f) * 4),
+                    _ => None,
+                };
+                let Some(value) = value else { return 0 };
+                if code & 0x07 == op::LD {
+                    a = value;
+                } else {
+                    x = value;
+                }
+            }
+            op::ST => mem[(k as usize) % 16] = a,
+            op::STX => mem[(k as usize) % 16] = x,
+            op::ALU => {
+                let operand = if code & op::X != 0 { x } else { k };
+                a = match code & 0xf0 {
+                    op::ADD => a.wrapping_add(operand),
+                    op::SUB => a.wrapping_sub(operand),
+                    op::MUL => a.wrapping_mul(operand),
+                    op::DIV if operand == 0 => return 0,
+                    op::DIV => a / operand,
+                    op::MOD if operand == 0 => return 0,
+                    op::MOD => a % operand,
+                    op::OR => a | operand,
+                    op::AND => a & operand,
+                    op::LSH => a.checked_shl(operand).unwrap_or(0),
+                    op::RSH => a.checked_shr(operand).unwrap_or(0),
+                    op::NEG => a.wrapping_neg(),
+                    op::XOR => a ^ operand,
+                    _ => return 0,
+                };
+            }
+            op::JMP => {
+                let operand = if code & op::X != 0 { x } else { k };
+                let taken = match code & 0xf0 {
+                    op::JA => {
+                        pc = pc.saturating_add(k as usize);
+                        continue;
+                    }
+                    op::JEQ => a == operand,
+                    op::JGT => a > operand,
+                    op::JGE => a >= operand,
+                    op::JSET => a & operand != 0,
+                    _ => return 0,
+                };
+                pc += usize::from(if taken { insn.jt } else { insn.jf });
+            }
+            op::RET => return if code & 0x18 == op::A { a } else { k },
+            op::MISC => {
+                if code & 0xf8 == op::TXA {
+                    a = x;
+                } else {
+                    x = a;
+                }
+            }
+            _ => return 0,
+        }
+    }
+    0
+}
+
+impl BpfProgram {
+    /// Runs the program over `packet` in user space, with the kernel's semantics, and returns
+    /// how many bytes it keeps (0: dropped). Ancillary loads (`ld #pkttype`) have no packet
+    /// metadata here and end the program with 0: use [`BpfProgram::run_with_meta`].
+    pub fn run(&self, packet: &[u8]) -> u32 {
+        execute(&self.0, packet, None)
+    }
+
+    /// [`BpfProgram::run`], with the metadata ancillary loads read.
+    pub fn run_with_meta(&self, packet: &[u8], meta: &PacketMeta) -> u32 {
+        execute(&self.0, packet, Some(meta))
+    }
+
+    /// True when [`BpfProgram::run`] keeps the packet.
+    pub fn matches(&self, packet: &[u8]) -> bool {
+        self.run(packet) != 0
+    }
+}
+
+/// How the frames a capture filter runs on begin: where the ethertype is, if anywhere, and
+/// where the IPv4 header starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FrameLayout {
+    /// A 14-byte Ethernet II header, ethertype at 12 (Ethernet and Linux loopback interfaces;
+    /// `LINKTYPE_ETHERNET` files). Like tcpdump's `ip`, a VLAN-tagged frame is not IPv4.
+    Ethernet,
+    /// The 16-byte Linux cooked header, ethertype at 14 (`LINKTYPE_LINUX_SLL`).
+    LinuxSll,
+    /// The 20-byte Linux cooked header v2, ethertype at 0 (`LINKTYPE_LINUX_SLL2`).
+    LinuxSll2,
+    /// No link header: the IP header first, IPv4 when its version nibble is 4 (TUN devices,
+    /// `LINKTYPE_RAW` and `LINKTYPE_IPV4` files).
+    RawIp,
+}
+
+impl FrameLayout {
+    /// Where the ethertype lies, when the layout has one.
+    pub fn ethertype_offset(self) -> Option<u32> {
+        match self {
+            FrameLayout::Ethernet => Some(12),
+            FrameLayout::LinuxSll => Some(14),
+            FrameLayout::LinuxSll2 => Some(0),
+            FrameLayout::RawIp => None,
+        }
+    }
+
+    /// Where the IPv4 header starts.
+    pub fn network_offset(self) -> u32 {
+        match self {
+            FrameLayout::Ethernet => 14,
+            FrameLayout::LinuxSll => 16,
+            FrameLayout::LinuxSll2 => 20,
+            FrameLayout::RawIp => 0,
+        }
+    }
+}
+
+/// Which copies of a frame a capture keeps, by the direction the kernel saw it go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Direction {
+    /// Frames this host received (every packet type but `PACKET_OUTGOING`).
+    In,
+    /// Frames this host sent (`PACKET_OUTGOING`).
+    Out,
+    /// Both. Also the only value for a pcap file, which does not record direction.
+    #[default]
+    Both,
+}
+
+/// The IP protocols that have ports at bytes 0-3 of their header: TCP, UDP, SCTP.
+pub const PORT_PROTOCOLS: [u8; 3] = [6, 17, 132];
+
+/// The filter of a capture: every criterion that is set must hold (an AND). With none set (and
+/// [`Direction::Both`]) every frame is kept, IPv4 or not; with any of `protocol`, `host` or
+/// `port` set only IPv4 datagrams can match.
+///
+/// The semantics are tcpdump's primitives of the same names:
+/// * `protocol P`: the IPv4 protocol field is P (`ip proto P`); every fragment matches.
+/// * `host A`: the IPv4 source or destination is A (`ip host A`). An ICMP error that merely
+///   quotes A does not match.
+/// * `port N`: a TCP, UDP or SCTP datagram whose source or destination port is N, in a first
+///   fragment (offset 0), which is the only one that carries the ports (`port N`).
+/// * `direction`: see [`Direction`]; it needs the kernel's packet type, so it only applies to
+///   live captures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct CaptureFilter {
+    /// The IPv4 protocol number to keep.
+    pub protocol: Option<u8>,
+    /// The address that must be the source or the destination.
+    pub host: Option<Ipv4Addr>,
+    /// The TCP/UDP/SCTP port that must be the source or destination port.
+    pub port: Option<u16>,
+    /// Which way the frames went.
+    pub direction: Direction,
+}
+
+/// A jump target while a program is assembled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    /// The next instruction.
+    Next,
+    /// The final `ret #-1`.
+    Accept,
+    /// The final `ret #0`.
+    Drop,
+    /// A label placed with [`Asm::label`].
+    Label(usize),
+}
+
+/// A tiny assembler: instructions with symbolic jump targets, resolved at the end.
+#[derive(Debug, Default)]
+struct Asm {
+    insns: Vec<(BpfInsn, Target, Target)>,
+    labels: Vec<usize>,
+}
+
+impl Asm {
+    fn stmt(&mut self, code: u16, k: u32) {
+        self.insns
+            .push((BpfInsn::stmt(code, k), Target::Next, Target::Next));
+    }
+
+    fn jump(&mut self, code: u16, k: u32, jt: Target, jf: Target) {
+        self.insns.push((BpfInsn::jump(code, k, 0, 0), jt, jf));
+    }
+
+    /// A new label, placed later with [`Asm::place`].
+    fn label(&mut self) -> usize {
+        self.labels.push(usize::MAX);
+        self.labels.len() - 1
+    }
+
+    /// Places `label` at the next instruction.
+    fn place(&mut self, label: usize) {
+        self.labels[label] = self.insns.len();
+    }
+
+    /// Appends `ret #-1` and `ret #0` and resolves the jumps.
+    fn finish(mut self) -> BpfProgram {
+        let accept = self.insns.len();
+        let drop = accept + 1;
+        self.stmt(op::RET | op::K, ACCEPT);
+        self.stmt(op::RET | op::K, DROP);
+        let labels = self.labels;
+        let insns = self
+            .insns
+            .iter()
+            .enumerate()
+            .map(|(at, &(mut insn, jt, jf))| {
+                let offset = |t: Target| -> u8 {
+                    let to = match t {
+                        Target::Next => at + 1,
+                        Target::Accept => accept,
+                        Target::Drop => drop,
+                        Target::Label(l) => labels[l],
+                    };
+                    // Capture filters are a few dozen instructions: every jump fits in a byte
+                    // (a unit test compiles the longest one).
+                    u8::try_from(to - (at + 1)).expect("capture filter jump within 255")
+                };
+                if insn.code & 0x07 == op::JMP {
+                    insn.jt = offset(jt);
+                    insn.jf = offset(jf);
+                }
+                insn
+            })
+            .collect();
+        BpfProgram(insns)
+    }
+}
+
+impl CaptureFilter {
+    /// True when no criterion is set: every frame passes (in the chosen direction).
+    pub fn is_empty(&self) -> bool {
+        self.protocol.is_none() && self.host.is_none() && self.port.is_none()
+    }
+
+    /// Compiles the filter for frames laid out as `layout`. The program keeps a frame whole
+    /// (`ret #-1`) or drops it (`ret #0`); a frame too short for a field it needs is dropped.
+    ///
+    /// For `--proto 17 --host 127.0.0.1 --port 53 --direction in` on lo (Ethernet layout):
+    ///
+    /// ```text
+    ///  0  ldh  [12]                ethertype
+    ///  1  jeq  #0x800    / drop    IPv4
+    ///  2  ld   #pkttype            (ancillary load)
+    ///  3  jeq  #4        drop /    PACKET_OUTGOING
+    ///  4  ldb  [23]                protocol
+    ///  5  jeq  #17       / drop
+    ///  6  ld   [26]                source
+    ///  7  jeq  #0x7f000001  9 /
+    ///  8  ld   [30]        ...     destination
+    ///  9  jeq  #0x7f000001  / drop
+    /// 10  ldh  [20]                flags and fragment offset
+    /// 11  jset #0x1fff   drop /    not a first fragment
+    /// 12  ldxb 4*([14]&0xf)        X = header length
+    /// 13  ldh  [x+14]              source port
+    /// 14  jeq  #53       accept /
+    /// 15  ldh  [x+16]              destination port
+    /// 16  jeq  #53       accept / drop
+    /// 17  ret  #-1
+    /// 18  ret  #0
+    /// ```
+    pub fn compile(&self, layout: FrameLayout) -> BpfProgram {
+        use Target::{Accept, Drop, Label, Next};
+        use op::*;
+        if self.port.is_some() && self.protocol.is_some_and(|p| !PORT_PROTOCOLS.contains(&p)) {
+            // A port on a protocol without ports: nothing can match.
+            return BpfProgram::reject_all();
+        }
+        if self.is_empty() && self.direction == Direction::Both {
+            return BpfProgram::accept_all();
+        }
+        let mut asm = Asm::default();
+        let net = layout.network_offset();
+        if !self.is_empty() {
+            match layout.ethertype_offset() {
+                Some(at) => {
+                    asm.stmt(LD | H | ABS, at);
+                    asm.jump(JMP | JEQ | K, 0x0800, Next, Drop);
+                }
+                None => {
+                    asm.stmt(LD | B | ABS, net);
+                    asm.stmt(ALU | AND | K, 0xf0);
+                    asm.jump(JMP | JEQ | K, 0x40, Next, Drop);
+                }
+            }
+        }
+        let pkttype = ANCILLARY_BASE.wrapping_add(libc::SKF_AD_PKTTYPE as u32);
+        let outgoing = u32::from(libc::PACKET_OUTGOING);
+        match self.direction {
+            Direction::Both => {}
+            Direction::In => {
+                asm.stmt(LD | W | ABS, pkttype);
+                asm.jump(JMP | JEQ | K, outgoing, Drop, Next);
+            }
+            Direction::Out => {
+                asm.stmt(LD | W | ABS, pkttype);
+                asm.jump(JMP | JEQ | K, outgoing, Next, Drop);
+            }
+        }
+        if let Some(p) = self.protocol {
+            asm.stmt(LD | B | ABS, net + 9);
+            asm.jump(JMP | JEQ | K, u32::from(p), Next, Drop);
+        }
+        if let Some(host) = self.host {
+            let host = u32::from(host);
+            let ok = asm.label();
+            asm.stmt(LD | W | ABS, net + 12);
+            asm.jump(JMP | JEQ | K, host, Label(ok), Next);
+            asm.stmt(LD | W | ABS, net + 16);
+            asm.jump(JMP | JEQ | K, host, Next, Drop);
+            asm.place(ok);
+        }
+        if let Some(port) = self.port {
+            let port = u32::from(port);
+            if self.protocol.is_none() {
+                let has_ports = asm.label();
+                asm.stmt(LD | B | ABS, net + 9);
+                let [last, others @ ..] = PORT_PROTOCOLS.map(u32::from);
+                for p in others {
+                    asm.jump(JMP | JEQ | K, p, Label(has_ports), Next);
+                }
+                asm.jump(JMP | JEQ | K, last, Next, Drop);
+                asm.place(has_ports);
+            }
+            asm.stmt(LD | H | ABS, net + 6);
+            asm.jump(JMP | JSET | K, 0x1fff, Drop, Next);
+            asm.stmt(LDX | B | MSH, net);
+            asm.stmt(LD | H | IND, net);
+            asm.jump(JMP | JEQ | K, port, Accept, Next);
+            asm.stmt(LD | H | IND, net + 2);
+            asm.jump(JMP | JEQ | K, port, Accept, Drop);
+        }
+        asm.finish()
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod interp {
-    //! A classic BPF interpreter, to run programs over hand-made packets in unit tests.
-    use super::{BpfInsn, op};
-
-    fn load(packet: &[u8], at: u32, size: u16) -> Option<u32> {
-        let at = usize::try_from(at).ok()?;
-        let width = match size {
-            op::W => 4,
-            op::H => 2,
-            op::B => 1,
-            _ => return None,
-        };
-        let bytes = packet.get(at..at.checked_add(width)?)?;
-        Some(bytes.iter().fold(0u32, |acc, &b| (acc << 8) | u32::from(b)))
-    }
+    //! The interpreter as the older unit tests call it: over bare instructions.
+    use super::BpfInsn;
 
     /// Runs `prog` over `packet` and returns what the kernel would: the number of bytes to keep
     /// (0 drops the packet). Like the kernel, an out-of-bounds load returns 0.
     pub(crate) fn run(prog: &[BpfInsn], packet: &[u8]) -> u32 {
-        let (mut a, mut x) = (0u32, 0u32);
-        let mut mem = [0u32; 16];
-        let mut pc = 0usize;
-        let len = u32::try_from(packet.len()).unwrap_or(u32::MAX);
-        while let Some(insn) = prog.get(pc) {
-            pc += 1;
-            let code = insn.code;
-            let k = insn.k;
-            match code & 0x07 {
-                op::LD | op::LDX => {
-                    let value = match code & 0xe0 {
-                        op::IMM => Some(k),
-                        op::ABS => load(packet, k, code & 0x18),
-                        op::IND => load(packet, x.wrapping_add(k), code & 0x18),
-                        op::MEM => mem.get(k as usize).copied(),
-                        op::LEN => Some(len),
-                        op::MSH => load(packet, k, op::B).map(|b| (b & 0x0f) * 4),
-                        _ => None,
-                    };
-                    let Some(value) = value else { return 0 };
-                    if code & 0x07 == op::LD {
-                        a = value;
-                    } else {
-                        x = value;
-                    }
-                }
-                op::ST => mem[(k as usize) % 16] = a,
-                op::STX => mem[(k as usize) % 16] = x,
-                op::ALU => {
-                    let operand = if code & op::X != 0 { x } else { k };
-                    a = match code & 0xf0 {
-                        op::ADD => a.wrapping_add(operand),
-                        op::SUB => a.wrapping_sub(operand),
-                        op::MUL => a.wrapping_mul(operand),
-                        op::DIV if operand == 0 => return 0,
-                        op::DIV => a / operand,
-                        op::MOD if operand == 0 => return 0,
-                        op::MOD => a % operand,
-                        op::OR => a | operand,
-                        op::AND => a & operand,
-                        op::LSH => a.checked_shl(operand).unwrap_or(0),
-                        op::RSH => a.checked_shr(operand).unwrap_or(0),
-                        op::NEG => a.wrapping_neg(),
-                        op::XOR => a ^ operand,
-                        _ => return 0,
-                    };
-                }
-                op::JMP => {
-                    let operand = if code & op::X != 0 { x } else { k };
-                    let taken = match code & 0xf0 {
-                        op::JA => {
-                            pc += k as usize;
-                            continue;
-                        }
-                        op::JEQ => a == operand,
-                        op::JGT => a > operand,
-                        op::JGE => a >= operand,
-                        op::JSET => a & operand != 0,
-                        _ => return 0,
-                    };
-                    pc += usize::from(if taken { insn.jt } else { insn.jf });
-                }
-                op::RET => return if code & 0x18 == op::A { a } else { k },
-                op::MISC => {
-                    if code & 0xf8 == op::TXA {
-                        a = x;
-                    } else {
-                        x = a;
-                    }
-                }
-                _ => return 0,
-            }
-        }
-        0
+        super::execute(prog, packet, None)
     }
 }
 
@@ -526,5 +849,330 @@ mod tests {
         assert_eq!(run(&prog, &[0; 20]), 5);
         assert_eq!(run(&prog, &[0; 200]), 7);
         assert_eq!(run(&[BpfInsn::stmt(LD | W | ABS, 0)], &[1, 2, 3]), 0);
+    }
+
+    // ---- capture filters -----------------------------------------------------------------
+
+    const ADDR_A: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 1);
+    const ADDR_B: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+    const ADDR_C: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 3);
+
+    /// An IPv4 header of `ihl` words (options of NOPs) then a transport header whose first
+    /// four bytes are the ports, then 8 bytes of payload.
+    fn datagram(
+        proto: u8,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        ports: (u16, u16),
+        frag: u16,
+        ihl: u8,
+    ) -> Vec<u8> {
+        let hl = usize::from(ihl) * 4;
+        let mut p = vec![0u8; hl + 16];
+        p[0] = 0x40 | ihl;
+        let total = p.len() as u16;
+        p[2..4].copy_from_slice(&total.to_be_bytes());
+        p[6..8].copy_from_slice(&frag.to_be_bytes());
+        p[8] = 64;
+        p[9] = proto;
+        p[12..16].copy_from_slice(&src.octets());
+        p[16..20].copy_from_slice(&dst.octets());
+        p[20..hl].fill(1);
+        p[hl..hl + 2].copy_from_slice(&ports.0.to_be_bytes());
+        p[hl + 2..hl + 4].copy_from_slice(&ports.1.to_be_bytes());
+        p
+    }
+
+    /// `ip` behind the link header of `layout`, with `ethertype` where the layout has one.
+    fn framed(layout: FrameLayout, ethertype: u16, ip: &[u8]) -> Vec<u8> {
+        let mut f = vec![0u8; layout.network_offset() as usize];
+        if let Some(at) = layout.ethertype_offset() {
+            f[at as usize..at as usize + 2].copy_from_slice(&ethertype.to_be_bytes());
+        }
+        f.extend_from_slice(ip);
+        f
+    }
+
+    /// The filter's meaning written out by hand, field by field, independently of the compiler:
+    /// what a frame must hold to be kept. A field the decision needs but the frame lacks drops
+    /// it, as a BPF load beyond the end does.
+    fn oracle(f: &CaptureFilter, layout: FrameLayout, frame: &[u8], pkttype: u8) -> bool {
+        let outgoing = pkttype == libc::PACKET_OUTGOING;
+        match f.direction {
+            Direction::In if outgoing => return false,
+            Direction::Out if !outgoing => return false,
+            _ => {}
+        }
+        if f.is_empty() {
+            return true;
+        }
+        let net = layout.network_offset() as usize;
+        let byte = |at: usize| frame.get(at).copied();
+        let be16 = |at: usize| Some(u16::from_be_bytes([byte(at)?, byte(at + 1)?]));
+        let be32 = |at: usize| {
+            Some(u32::from_be_bytes([
+                byte(at)?,
+                byte(at + 1)?,
+                byte(at + 2)?,
+                byte(at + 3)?,
+            ]))
+        };
+        let is_ipv4 = match layout.ethertype_offset() {
+            Some(at) => be16(at as usize) == Some(0x0800),
+            None => byte(net).map(|b| b >> 4) == Some(4),
+        };
+        if !is_ipv4 {
+            return false;
+        }
+        if let Some(p) = f.protocol {
+            if byte(net + 9) != Some(p) {
+                return false;
+            }
+        }
+        if let Some(h) = f.host {
+            let h = u32::from(h);
+            let ok = match be32(net + 12) {
+                None => false,
+                Some(src) if src == h => true,
+                Some(_) => be32(net + 16) == Some(h),
+            };
+            if !ok {
+                return false;
+            }
+        }
+        if let Some(port) = f.port {
+            let proto = match f.protocol {
+                Some(p) => p,
+                None => match byte(net + 9) {
+                    Some(p) => p,
+                    None => return false,
+                },
+            };
+            if !PORT_PROTOCOLS.contains(&proto) {
+                return false;
+            }
+            match be16(net + 6) {
+                Some(frag) if frag & 0x1fff == 0 => {}
+                _ => return false,
+            }
+            let Some(hl) = byte(net).map(|b| usize::from(b & 0x0f) * 4) else {
+                return false;
+            };
+            return match be16(net + hl) {
+                None => false,
+                Some(sport) if sport == port => true,
+                Some(_) => be16(net + hl + 2) == Some(port),
+            };
+        }
+        true
+    }
+
+    fn filters() -> Vec<CaptureFilter> {
+        let mut out = Vec::new();
+        for protocol in [None, Some(1), Some(6), Some(17), Some(47)] {
+            for host in [None, Some(ADDR_A), Some(ADDR_B)] {
+                for port in [None, Some(53)] {
+                    for direction in [Direction::Both, Direction::In, Direction::Out] {
+                        out.push(CaptureFilter {
+                            protocol,
+                            host,
+                            port,
+                            direction,
+                        });
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn capture_filters_keep_exactly_what_the_oracle_keeps() {
+        let layouts = [
+            FrameLayout::Ethernet,
+            FrameLayout::LinuxSll,
+            FrameLayout::LinuxSll2,
+            FrameLayout::RawIp,
+        ];
+        let mut frames = Vec::new();
+        for layout in layouts {
+            for ethertype in [0x0800u16, 0x86dd, 0x8100] {
+                if layout == FrameLayout::RawIp && ethertype != 0x0800 {
+                    continue;
+                }
+                for proto in [1u8, 6, 17, 47, 132] {
+                    for (src, dst) in [(ADDR_A, ADDR_B), (ADDR_B, ADDR_A), (ADDR_C, ADDR_C)] {
+                        for ports in [(53u16, 7u16), (7, 53), (7, 7)] {
+                            // First fragment with MF, a later fragment, whole.
+                            for frag in [0u16, 0x2000, 185] {
+                                for ihl in [5u8, 7] {
+                                    let ip = datagram(proto, src, dst, ports, frag, ihl);
+                                    let full = framed(layout, ethertype, &ip);
+                                    let net = layout.network_offset() as usize;
+                                    let hl = usize::from(ihl) * 4;
+                                    for cut in [
+                                        full.len(),
+                                        net + 10,
+                                        net + 14,
+                                        net + 18,
+                                        net + hl + 1,
+                                        net + hl + 3,
+                                    ] {
+                                        frames.push((layout, full[..cut.min(full.len())].to_vec()));
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // An IPv6 datagram on a raw link: never IPv4.
+        let mut v6 = datagram(17, ADDR_A, ADDR_B, (53, 53), 0, 5);
+        v6[0] = 0x60;
+        frames.push((FrameLayout::RawIp, v6));
+        let mut runs = 0;
+        for f in filters() {
+            for layout in layouts {
+                let prog = f.compile(layout);
+                assert!(prog.instructions().len() <= MAX_INSNS);
+                for (frame_layout, frame) in frames.iter().filter(|(l, _)| *l == layout) {
+                    for pkttype in [
+                        libc::PACKET_HOST,
+                        libc::PACKET_OUTGOING,
+                        libc::PACKET_BROADCAST,
+                    ] {
+                        let meta = PacketMeta {
+                            pkttype,
+                            protocol: 0x0800,
+                            ifindex: 1,
+                        };
+                        let kept = prog.run_with_meta(frame, &meta);
+                        let want = oracle(&f, *frame_layout, frame, pkttype);
+                        assert_eq!(
+                            kept != 0,
+                            want,
+                            "{f:?} {layout:?} pkttype {pkttype} frame {frame:02x?}"
+                        );
+                        if want {
+                            assert_eq!(kept, u32::MAX, "a kept frame is kept whole");
+                        }
+                        runs += 1;
+                    }
+                }
+            }
+        }
+        assert!(runs > 100_000, "{runs}");
+    }
+
+    #[test]
+    fn the_documented_program_is_what_compile_emits() {
+        use op::*;
+        let f = CaptureFilter {
+            protocol: Some(17),
+            host: Some(ADDR_A),
+            port: Some(53),
+            direction: Direction::In,
+        };
+        let pkttype = ANCILLARY_BASE + 4;
+        let want = vec![
+            BpfInsn::stmt(LD | H | ABS, 12),
+            BpfInsn::jump(JMP | JEQ | K, 0x800, 0, 16),
+            BpfInsn::stmt(LD | W | ABS, pkttype),
+            BpfInsn::jump(JMP | JEQ | K, 4, 14, 0),
+            BpfInsn::stmt(LD | B | ABS, 23),
+            BpfInsn::jump(JMP | JEQ | K, 17, 0, 12),
+            BpfInsn::stmt(LD | W | ABS, 26),
+            BpfInsn::jump(JMP | JEQ | K, 0x7f00_0001, 2, 0),
+            BpfInsn::stmt(LD | W | ABS, 30),
+            BpfInsn::jump(JMP | JEQ | K, 0x7f00_0001, 0, 8),
+            BpfInsn::stmt(LD | H | ABS, 20),
+            BpfInsn::jump(JMP | JSET | K, 0x1fff, 6, 0),
+            BpfInsn::stmt(LDX | B | MSH, 14),
+            BpfInsn::stmt(LD | H | IND, 14),
+            BpfInsn::jump(JMP | JEQ | K, 53, 2, 0),
+            BpfInsn::stmt(LD | H | IND, 16),
+            BpfInsn::jump(JMP | JEQ | K, 53, 0, 1),
+            BpfInsn::stmt(RET | K, u32::MAX),
+            BpfInsn::stmt(RET | K, 0),
+        ];
+        assert_eq!(f.compile(FrameLayout::Ethernet).instructions(), &want[..]);
+    }
+
+    #[test]
+    fn empty_filter_keeps_everything_and_port_without_ports_keeps_nothing() {
+        let all = CaptureFilter::default().compile(FrameLayout::Ethernet);
+        assert_eq!(all, BpfProgram::accept_all());
+        assert!(all.matches(&[]));
+        let none = CaptureFilter {
+            protocol: Some(1),
+            port: Some(53),
+            ..CaptureFilter::default()
+        };
+        assert_eq!(none.compile(FrameLayout::RawIp), BpfProgram::reject_all());
+        // Direction alone needs the packet type, which a pcap file does not have.
+        let out = CaptureFilter {
+            direction: Direction::Out,
+            ..CaptureFilter::default()
+        };
+        let prog = out.compile(FrameLayout::Ethernet);
+        assert!(!prog.matches(&[0; 60]), "no metadata: ancillary loads drop");
+        let meta = |pkttype| PacketMeta {
+            pkttype,
+            ..PacketMeta::default()
+        };
+        assert!(prog.run_with_meta(&[0; 60], &meta(4)) != 0);
+        assert_eq!(prog.run_with_meta(&[0; 60], &meta(0)), 0);
+    }
+
+    #[test]
+    fn the_longest_filter_fits_and_ancillary_loads_are_read_from_the_metadata() {
+        let f = CaptureFilter {
+            protocol: None,
+            host: Some(ADDR_B),
+            port: Some(33434),
+            direction: Direction::Out,
+        };
+        for layout in [
+            FrameLayout::Ethernet,
+            FrameLayout::RawIp,
+            FrameLayout::LinuxSll,
+            FrameLayout::LinuxSll2,
+        ] {
+            let prog = f.compile(layout);
+            assert!(prog.instructions().len() < 40);
+            let frame = framed(
+                layout,
+                0x0800,
+                &datagram(17, ADDR_A, ADDR_B, (40000, 33434), 0, 5),
+            );
+            let meta = PacketMeta {
+                pkttype: 4,
+                protocol: 0x0800,
+                ifindex: 3,
+            };
+            assert_eq!(prog.run_with_meta(&frame, &meta), u32::MAX, "{layout:?}");
+        }
+        use op::*;
+        let prog = [
+            BpfInsn::stmt(LD | W | ABS, ANCILLARY_BASE + libc::SKF_AD_PROTOCOL as u32),
+            BpfInsn::stmt(MISC | TAX, 0),
+            BpfInsn::stmt(LD | W | ABS, ANCILLARY_BASE + libc::SKF_AD_IFINDEX as u32),
+            BpfInsn::stmt(ALU | ADD | X, 0),
+            BpfInsn::stmt(RET | A, 0),
+        ];
+        let meta = PacketMeta {
+            pkttype: 0,
+            protocol: 0x0800,
+            ifindex: 3,
+        };
+        assert_eq!(execute(&prog, &[], Some(&meta)), 0x0803);
+        assert_eq!(execute(&prog, &[], None), 0);
+        // An extension rawkit does not model ends the program, as an unknown one would.
+        let rxhash = [
+            BpfInsn::stmt(LD | W | ABS, ANCILLARY_BASE + libc::SKF_AD_RXHASH as u32),
+            BpfInsn::stmt(RET | K, 1),
+        ];
+        assert_eq!(execute(&rxhash, &[0; 64], Some(&meta)), 0);
     }
 }

@@ -18,8 +18,36 @@ pub fn summary(datagram: &[u8]) -> String {
     s
 }
 
+/// What a summary includes beyond [`summary`]'s line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct SummaryOptions {
+    /// For an ICMP error, the datagram it quotes, after the message:
+    /// `[quote: IP 127.0.0.1.40000 > 127.0.0.1.33434: udp, ttl 1, length 33]` (tcpdump prints
+    /// it with `-v`). What a capture needs to tell which probe an error answers.
+    pub quote: bool,
+}
+
+/// [`summary`] with more detail as `opts` asks, such as
+/// `IP 127.0.0.1 > 127.0.0.1: ICMP 127.0.0.1 udp port 9 unreachable, length 41 [quote: IP
+/// 127.0.0.1.40000 > 127.0.0.1.9: udp, ttl 64, length 33]` (one line).
+pub fn summary_with(datagram: &[u8], opts: SummaryOptions) -> String {
+    let mut s = String::with_capacity(160);
+    // Writing into a String cannot fail.
+    let _ = write_summary_with(&mut s, datagram, opts);
+    s
+}
+
 /// [`summary`] into any writer.
 pub fn write_summary<W: Write>(w: &mut W, datagram: &[u8]) -> fmt::Result {
+    write_summary_with(w, datagram, SummaryOptions::default())
+}
+
+/// [`summary_with`] into any writer.
+pub fn write_summary_with<W: Write>(
+    w: &mut W,
+    datagram: &[u8],
+    opts: SummaryOptions,
+) -> fmt::Result {
     let ip = match Ipv4Packet::new_checked(datagram) {
         Ok(ip) => ip,
         Err(e) => {
@@ -65,6 +93,24 @@ pub fn write_summary<W: Write>(w: &mut W, datagram: &[u8]) -> fmt::Result {
                     write!(w, ", bad udp cksum 0x{:04x}", udp.checksum())?;
                 }
             }
+            // RFC 791: the first fragment carries the UDP header, whose length field counts
+            // the whole datagram, beyond this fragment; tcpdump prints it as the length.
+            Err(_)
+                if ip.more_frags()
+                    && payload.len() >= 8
+                    && UdpPacket::new_unchecked(payload).len() >= 8 =>
+            {
+                let udp = UdpPacket::new_unchecked(payload);
+                write!(
+                    w,
+                    "IP {}.{} > {}.{}: UDP, length {}",
+                    ip.src_addr(),
+                    udp.src_port(),
+                    ip.dst_addr(),
+                    udp.dst_port(),
+                    udp.len() - 8
+                )?;
+            }
             Err(e) => write!(
                 w,
                 "IP {} > {}: UDP [|udp] {e}",
@@ -80,6 +126,9 @@ pub fn write_summary<W: Write>(w: &mut W, datagram: &[u8]) -> fmt::Result {
                     write!(w, ", length {}", payload.len())?;
                     if !ip.more_frags() && !icmp.verify_checksum() {
                         write!(w, ", bad icmp cksum 0x{:04x}", icmp.checksum())?;
+                    }
+                    if opts.quote && icmp.msg_type().is_error() {
+                        write_quote(w, &icmp)?;
                     }
                 }
                 Err(e) => write!(w, "[|icmp] {e}")?,
@@ -197,6 +246,39 @@ fn write_icmp<W: Write, T: AsRef<[u8]>>(w: &mut W, icmp: &IcmpPacket<T>) -> fmt:
             write!(w, "{}, code {code}", IcmpType::from(msg_type))
         }
     }
+}
+
+/// ` [quote: IP src[.port] > dst[.port]: what, ttl T, length L]`: the datagram an ICMP error
+/// quotes, as far as it was quoted.
+fn write_quote<W: Write, T: AsRef<[u8]>>(w: &mut W, icmp: &IcmpPacket<T>) -> fmt::Result {
+    let Some(q) = icmp.quote_info() else {
+        return write!(w, " [quote: [|ip] {} bytes]", icmp.quoted_datagram().len());
+    };
+    let (src, dst) = (q.src_addr, q.dst_addr);
+    w.write_str(" [quote: IP ")?;
+    match q.transport {
+        QuotedTransport::Ports {
+            src_port, dst_port, ..
+        } => write!(w, "{src}.{src_port} > {dst}.{dst_port}: {}", q.protocol)?,
+        QuotedTransport::Icmp {
+            msg_type,
+            code,
+            ident,
+            seq_no,
+            ..
+        } => {
+            write!(w, "{src} > {dst}: ICMP ")?;
+            match msg_type {
+                8 => write!(w, "echo request, id {ident}, seq {seq_no}")?,
+                0 => write!(w, "echo reply, id {ident}, seq {seq_no}")?,
+                t => write!(w, "type {t}, code {code}")?,
+            }
+        }
+        QuotedTransport::Other | QuotedTransport::Missing => {
+            write!(w, "{src} > {dst}: {}", q.protocol)?
+        }
+    }
+    write!(w, ", ttl {}, length {}]", q.ttl, q.total_len)
 }
 
 fn write_extensions<W: Write, T: AsRef<[u8]>>(w: &mut W, icmp: &IcmpPacket<T>) -> fmt::Result {
@@ -366,6 +448,104 @@ mod tests {
         assert_eq!(
             summary(&te),
             "IP 198.18.1.1 > 127.0.0.1: ICMP time exceeded in-transit, MPLS L=24001,E=0,S=1,T=1, length 148"
+        );
+    }
+
+    #[test]
+    fn errors_quote_the_datagram_they_answer_when_asked() {
+        let quote = SummaryOptions { quote: true };
+        let probe = build(Ipv4Builder::new(LO, LO).ttl(1).udp(40000, 33434, b"probe"));
+        let unreach = build(Ipv4Builder::new(LO, LO).icmp(&IcmpRepr::DstUnreachable {
+            code: DstUnreachable::PortUnreachable,
+            next_hop_mtu: 0,
+            body: ErrorBody::quote(&probe),
+        }));
+        assert_eq!(
+            summary_with(&unreach, quote),
+            "IP 127.0.0.1 > 127.0.0.1: ICMP 127.0.0.1 udp port 33434 unreachable, length 41 \
+             [quote: IP 127.0.0.1.40000 > 127.0.0.1.33434: udp, ttl 1, length 33]"
+        );
+        assert_eq!(
+            summary_with(&unreach, SummaryOptions::default()),
+            summary(&unreach)
+        );
+        // A time exceeded quoting an echo request, with an MPLS extension.
+        let echo = build(
+            Ipv4Builder::new(LO, Ipv4Addr::new(198, 18, 4, 2))
+                .ttl(1)
+                .icmp(&IcmpRepr::EchoRequest {
+                    ident: 4660,
+                    seq_no: 3,
+                    data: &[0; 56],
+                }),
+        );
+        let mut ext = [0u8; 16];
+        let stack = [MplsEntry {
+            label: 24001,
+            tc: 0,
+            bottom: true,
+            ttl: 1,
+        }];
+        let n = emit_extensions(&[ObjectRepr::Mpls(&stack)], &mut ext).unwrap();
+        let te = build(Ipv4Builder::new(Ipv4Addr::new(198, 18, 1, 2), LO).icmp(
+            &IcmpRepr::TimeExceeded {
+                code: TimeExceeded::TtlExpired,
+                body: ErrorBody {
+                    quote: &echo[..28],
+                    extensions: Some(&ext[..n]),
+                },
+            },
+        ));
+        assert_eq!(
+            summary_with(&te, quote),
+            "IP 198.18.1.2 > 127.0.0.1: ICMP time exceeded in-transit, MPLS L=24001,E=0,S=1,T=1, \
+             length 148 [quote: IP 127.0.0.1 > 198.18.4.2: ICMP echo request, id 4660, seq 3, \
+             ttl 1, length 84]"
+        );
+        // Too little quoted for an IPv4 header; echo replies have no quote.
+        let short = build(Ipv4Builder::new(LO, LO).icmp(&IcmpRepr::TimeExceeded {
+            code: TimeExceeded::TtlExpired,
+            body: ErrorBody::quote(&probe[..12]),
+        }));
+        assert!(
+            summary_with(&short, quote).ends_with("length 20 [quote: [|ip] 12 bytes]"),
+            "{}",
+            summary_with(&short, quote)
+        );
+        let reply = build(Ipv4Builder::new(LO, LO).icmp(&IcmpRepr::EchoReply {
+            ident: 1,
+            seq_no: 2,
+            data: &[],
+        }));
+        assert_eq!(summary_with(&reply, quote), summary(&reply));
+        for len in 0..te.len() {
+            let _ = summary_with(&te[..len], quote);
+        }
+    }
+
+    #[test]
+    fn a_first_fragment_shows_the_ports_and_the_whole_udp_length() {
+        let mut big = vec![0u8; 4096];
+        let n = Ipv4Builder::new(LO, LO)
+            .ident(77)
+            .udp(40000, 53, &[7; 3000])
+            .emit(&mut big)
+            .unwrap();
+        big.truncate(n);
+        let frags = crate::packet::fragment::fragment(&big, 1480).unwrap();
+        assert_eq!(
+            summary(&frags[0]),
+            "IP 127.0.0.1.40000 > 127.0.0.1.53: UDP, length 3000 (frag 77:1480@0+)"
+        );
+        assert_eq!(
+            summary(&frags[1]),
+            "IP 127.0.0.1 > 127.0.0.1: udp, length 1480 (frag 77:1480@1480+)"
+        );
+        // A datagram cut short by a capture, not fragmented, is still reported as truncated.
+        assert!(
+            summary(&big[..200]).contains("[|udp]"),
+            "{}",
+            summary(&big[..200])
         );
     }
 
