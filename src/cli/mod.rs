@@ -10,6 +10,7 @@ pub mod args;
 pub mod capture;
 pub mod output;
 pub mod ping;
+pub mod send;
 // Subcommand modules: one line each, above this comment.
 
 use clap::Parser;
@@ -38,6 +39,8 @@ enum Command {
     Ping(ping::PingArgs),
     /// Capture packets on an interface (or read a pcap file) and decode them, as tcpdump does.
     Capture(capture::CaptureArgs),
+    /// Craft and send IPv4 datagrams (UDP, ICMP, raw), show the replies, replay pcap.
+    Send(send::SendArgs),
     // Subcommand variants: one each, above this comment.
 }
 
@@ -50,6 +53,7 @@ pub fn main() -> i32 {
     match cli.command {
         Command::Ping(a) => ping::run(a),
         Command::Capture(a) => capture::run(a),
+        Command::Send(a) => send::run(a),
         // Subcommand dispatch: one arm each, above this comment.
     }
 }

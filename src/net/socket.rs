@@ -560,6 +560,68 @@ impl HdrInclSender {
 
 common_options!(HdrInclSender);
 
+/// A raw socket for one IPv4 protocol: `socket(AF_INET, SOCK_RAW, protocol)`, used to *receive*.
+///
+/// Every datagram of that protocol the host receives is copied to it (after reassembly),
+/// starting at the IPv4 header, with a kernel timestamp, while the datagram still goes on to
+/// the protocol and its own sockets. `rawkit send udp --listen` reads the answers to its UDP
+/// datagrams this way, whatever socket (or none) the answer is for. For ICMP use
+/// [`RawIcmpSocket`], which adds the per-type filter; to send whole datagrams use
+/// [`HdrInclSender`]. `IPPROTO_RAW` (255) receives nothing on Linux and is refused here.
+/// Needs `CAP_NET_RAW`.
+#[derive(Debug)]
+pub struct RawIpSocket {
+    sock: Socket,
+    protocol: u8,
+}
+
+impl RawIpSocket {
+    /// Opens the socket for IP protocol `protocol` (17 for UDP) and turns on kernel receive
+    /// timestamps.
+    ///
+    /// Fails with [`NetError::MissingPrivilege`] without `CAP_NET_RAW`, and with
+    /// [`NetError::Io`] (`EINVAL`) for protocol 255, which the kernel never delivers to.
+    pub fn open(protocol: u8) -> Result<RawIpSocket, NetError> {
+        const OP: &str = "open raw IP socket";
+        if i32::from(protocol) == libc::IPPROTO_RAW {
+            return Err(NetError::Io {
+                op: OP,
+                source: io::Error::from_raw_os_error(libc::EINVAL),
+            });
+        }
+        let sock = Socket::new(
+            Domain::IPV4,
+            Type::RAW,
+            Some(Protocol::from(i32::from(protocol))),
+        )
+        .map_err(|e| NetError::from_io(OP, e))?;
+        time::enable_timestamps(sock.as_fd())
+            .map_err(|e| NetError::from_io("setsockopt(SO_TIMESTAMPNS)", e))?;
+        Ok(RawIpSocket { sock, protocol })
+    }
+
+    /// The IP protocol this socket receives.
+    pub fn protocol(&self) -> u8 {
+        self.protocol
+    }
+
+    /// Receives one datagram — IPv4 header, then the payload — into `buf`.
+    ///
+    /// Returns `Ok(None)` when nothing arrived before the read timeout, when the socket is
+    /// non-blocking and nothing is queued, or when a signal interrupted the wait.
+    pub fn recv(&self, buf: &mut [u8]) -> Result<Option<Received>, NetError> {
+        recv_datagram(&self.sock, buf, 0)
+    }
+
+    /// Reads and discards everything queued, without blocking; returns how many datagrams went.
+    pub fn drain(&self) -> Result<usize, NetError> {
+        drain_queue(&self.sock, 0)
+    }
+}
+
+common_options!(RawIpSocket);
+ip_options!(RawIpSocket);
+
 /// An ICMP datagram socket ("ping socket"): `socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP)`.
 ///
 /// Sends ICMP echo requests only. The kernel computes the checksum, replaces the identifier

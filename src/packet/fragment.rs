@@ -6,7 +6,10 @@
 //! fragment can be split again: offsets add up, and the last piece keeps the original MF bit.
 //!
 //! [`Fragmenter`] writes one fragment at a time into the caller's buffer; [`fragment`] collects
-//! them into vectors for convenience.
+//! them into vectors for convenience. [`Fragmenter::with_overlap`] makes each fragment start some
+//! bytes before the previous one ended (the same bytes twice, as attacks and fragmentation tests
+//! do): RFC 791 reassembly keeps either copy, while Linux (like RFC 5722 for IPv6) drops the
+//! whole datagram when fragments overlap partially.
 
 use super::error::{Error, Layer, Result};
 use super::ipv4::{self, Ipv4Option, Ipv4Packet, OptionIter};
@@ -16,6 +19,8 @@ use super::ipv4::{self, Ipv4Option, Ipv4Packet, OptionIter};
 pub struct Fragmenter<'a> {
     packet: Ipv4Packet<&'a [u8]>,
     size: usize,
+    /// Payload bytes between the starts of two fragments: `size` less the overlap.
+    step: usize,
     pos: usize,
     copied_options: [u8; 40],
     copied_len: usize,
@@ -25,10 +30,23 @@ impl<'a> Fragmenter<'a> {
     /// Prepares to split `datagram` (a whole IPv4 datagram: header checks of
     /// [`Ipv4Packet::new_checked`]) into pieces of `size` payload bytes.
     pub fn new(datagram: &'a [u8], size: usize) -> Result<Self> {
+        Fragmenter::with_overlap(datagram, size, 0)
+    }
+
+    /// Like [`Fragmenter::new`], but every fragment after the first starts `overlap` bytes
+    /// before the previous one ended, repeating those bytes. `overlap` must be a multiple of 8
+    /// (offsets count 8-byte units) and smaller than `size`; 0 gives [`Fragmenter::new`].
+    pub fn with_overlap(datagram: &'a [u8], size: usize, overlap: usize) -> Result<Self> {
         if size == 0 || size % 8 != 0 {
             return Err(Error::Invalid {
                 layer: Layer::Fragment,
                 reason: "fragment size must be a positive multiple of 8 (offsets count 8-byte units)",
+            });
+        }
+        if overlap % 8 != 0 || overlap >= size {
+            return Err(Error::Invalid {
+                layer: Layer::Fragment,
+                reason: "fragment overlap must be a multiple of 8 and smaller than the fragment size",
             });
         }
         let packet = Ipv4Packet::new_checked(datagram)?;
@@ -51,6 +69,7 @@ impl<'a> Fragmenter<'a> {
         Ok(Fragmenter {
             packet,
             size,
+            step: size - overlap,
             pos: 0,
             copied_options,
             copied_len,
@@ -59,7 +78,12 @@ impl<'a> Fragmenter<'a> {
 
     /// How many fragments there will be (at least one, even for an empty payload).
     pub fn count(&self) -> usize {
-        self.packet.payload().len().div_ceil(self.size).max(1)
+        let len = self.packet.payload().len();
+        if len <= self.size {
+            1
+        } else {
+            1 + (len - self.size).div_ceil(self.step)
+        }
     }
 
     /// The largest fragment in bytes (the first, which has all the options).
@@ -109,7 +133,13 @@ impl<'a> Fragmenter<'a> {
         ip.set_frag_offset(((base + self.pos) / 8) as u16);
         ip.set_checksum(0);
         ip.fill_checksum();
-        self.pos = if first && payload.is_empty() { 1 } else { end };
+        self.pos = if first && payload.is_empty() {
+            1
+        } else if last {
+            end
+        } else {
+            self.pos + self.step
+        };
         Some(Ok(n))
     }
 }
@@ -223,6 +253,39 @@ mod tests {
             })
             .collect();
         assert_eq!(offs, vec![(0, true), (48, true), (96, true)]);
+    }
+
+    #[test]
+    fn overlapping_fragments_repeat_the_bytes_before_each_start() {
+        let payload: Vec<u8> = (0..100u8).collect();
+        let d = datagram(&payload, &[]); // 108 bytes of UDP
+        let mut f = Fragmenter::with_overlap(&d, 48, 16).unwrap();
+        assert_eq!(f.count(), 3); // starts at 0, 32, 64
+        let mut buf = [0u8; 200];
+        let mut pieces = Vec::new();
+        while let Some(r) = f.next_into(&mut buf) {
+            let n = r.unwrap();
+            let ip = Ipv4Packet::new_checked(&buf[..n]).unwrap();
+            assert!(ip.verify_checksum());
+            pieces.push((
+                ip.frag_offset_bytes(),
+                ip.payload().to_vec(),
+                ip.more_frags(),
+            ));
+        }
+        let shape: Vec<_> = pieces.iter().map(|(o, p, mf)| (*o, p.len(), *mf)).collect();
+        assert_eq!(shape, vec![(0, 48, true), (32, 48, true), (64, 44, false)]);
+        let udp = &d[20..];
+        for (off, bytes, _) in &pieces {
+            assert_eq!(&bytes[..], &udp[*off..*off + bytes.len()]);
+        }
+        // No overlap is the plain split.
+        let plain = Fragmenter::with_overlap(&d, 48, 0).unwrap();
+        assert_eq!(plain.count(), Fragmenter::new(&d, 48).unwrap().count());
+        for bad in [8, 12, 48, 56] {
+            let size = if bad == 8 { 8 } else { 48 };
+            assert!(Fragmenter::with_overlap(&d, size, bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
