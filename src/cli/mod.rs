@@ -11,6 +11,7 @@ pub mod capture;
 pub mod output;
 pub mod ping;
 pub mod send;
+pub mod traceroute;
 // Subcommand modules: one line each, above this comment.
 
 use clap::Parser;
@@ -41,6 +42,8 @@ enum Command {
     Capture(capture::CaptureArgs),
     /// Craft and send IPv4 datagrams (UDP, ICMP, raw), show the replies, replay pcap.
     Send(send::SendArgs),
+    /// Print the route packets take to a host (the Linux traceroute's flags and output).
+    Traceroute(traceroute::TracerouteArgs),
     // Subcommand variants: one each, above this comment.
 }
 
@@ -54,6 +57,7 @@ pub fn main() -> i32 {
         Command::Ping(a) => ping::run(a),
         Command::Capture(a) => capture::run(a),
         Command::Send(a) => send::run(a),
+        Command::Traceroute(a) => traceroute::run(a),
         // Subcommand dispatch: one arm each, above this comment.
     }
 }

@@ -210,6 +210,66 @@ impl BpfProgram {
         ])
     }
 
+    /// For a raw `IPPROTO_ICMP` socket of `rawkit traceroute` with UDP probes: keeps the ICMP
+    /// errors (types 3, 4, 5, 11, 12) that quote a UDP datagram whose source port is
+    /// `src_port` (the probes' port, which a UDP socket of the tracer holds); drops everything
+    /// else, other programs' pings and traceroutes included. (ICMP probes use
+    /// [`BpfProgram::icmp_echo_reply_ident`]: echo replies and errors quoting an echo request
+    /// with the tracer's identifier.)
+    ///
+    /// ```text
+    ///  0  ldb   [9]                outer IPv4 protocol
+    ///  1  jeq   #1      / drop     ICMP
+    ///  2  ldxb  4*([0]&0xf)        X = outer header length
+    ///  3  ldb   [x+0]              ICMP type
+    ///  4  jeq   #3      9 ->       the error types
+    ///  5  jeq   #4      9
+    ///  6  jeq   #5      9
+    ///  7  jeq   #11     9
+    ///  8  jeq   #12     9 / drop
+    ///  9  ldb   [x+17]             quoted IPv4 protocol (8 + 9)
+    /// 10  jeq   #17     / drop     UDP
+    /// 11  ldb   [x+8]              quoted version and IHL
+    /// 12  and   #0xf
+    /// 13  lsh   #2
+    /// 14  add   x
+    /// 15  tax                      X = outer IHL + quoted IHL
+    /// 16  ldh   [x+8]              quoted UDP source port
+    /// 17  jeq   #port   accept / drop
+    /// 18  ret   #-1                accept
+    /// 19  ret   #0                 drop
+    /// ```
+    ///
+    /// A load beyond the end of the packet ends the program with 0: an error that quotes fewer
+    /// than the two bytes of the source port is dropped.
+    pub fn icmp_errors_quoting_udp(src_port: u16) -> BpfProgram {
+        use op::*;
+        let port = u32::from(src_port);
+        let [t0, t1, t2, t3, t4] = ICMP_ERROR_TYPES;
+        BpfProgram(vec![
+            /* 0 */ BpfInsn::stmt(LD | B | ABS, 9),
+            /* 1 */ BpfInsn::jump(JMP | JEQ | K, 1, 0, 17),
+            /* 2 */ BpfInsn::stmt(LDX | B | MSH, 0),
+            /* 3 */ BpfInsn::stmt(LD | B | IND, 0),
+            /* 4 */ BpfInsn::jump(JMP | JEQ | K, t0, 4, 0),
+            /* 5 */ BpfInsn::jump(JMP | JEQ | K, t1, 3, 0),
+            /* 6 */ BpfInsn::jump(JMP | JEQ | K, t2, 2, 0),
+            /* 7 */ BpfInsn::jump(JMP | JEQ | K, t3, 1, 0),
+            /* 8 */ BpfInsn::jump(JMP | JEQ | K, t4, 0, 10),
+            /* 9 */ BpfInsn::stmt(LD | B | IND, 8 + 9),
+            /* 10 */ BpfInsn::jump(JMP | JEQ | K, 17, 0, 8),
+            /* 11 */ BpfInsn::stmt(LD | B | IND, 8),
+            /* 12 */ BpfInsn::stmt(ALU | AND | K, 0x0f),
+            /* 13 */ BpfInsn::stmt(ALU | LSH | K, 2),
+            /* 14 */ BpfInsn::stmt(ALU | ADD | X, 0),
+            /* 15 */ BpfInsn::stmt(MISC | TAX, 0),
+            /* 16 */ BpfInsn::stmt(LD | H | IND, 8),
+            /* 17 */ BpfInsn::jump(JMP | JEQ | K, port, 0, 1),
+            /* 18 */ BpfInsn::stmt(RET | K, ACCEPT),
+            /* 19 */ BpfInsn::stmt(RET | K, DROP),
+        ])
+    }
+
     /// Attaches the program to `socket` with `SO_ATTACH_FILTER`, replacing any earlier one.
     pub(crate) fn attach(&self, socket: impl AsFd) -> Result<(), NetError> {
         const OP: &str = "setsockopt(SO_ATTACH_FILTER)";
@@ -1174,5 +1234,99 @@ mod tests {
             BpfInsn::stmt(RET | K, 1),
         ];
         assert_eq!(execute(&rxhash, &[0; 64], Some(&meta)), 0);
+    }
+}
+
+#[cfg(test)]
+mod traceroute_filter_tests {
+    //! The filter of `rawkit traceroute`'s UDP probes, run over hand-made packets.
+    use super::BpfProgram;
+
+    const PORT: u16 = 0xa1b2;
+
+    fn ipv4(protocol: u8, options: &[u8], payload: &[u8]) -> Vec<u8> {
+        let ihl = (20 + options.len()) / 4;
+        let total = 20 + options.len() + payload.len();
+        let mut p = vec![0x40 | ihl as u8, 0];
+        p.extend_from_slice(&(total as u16).to_be_bytes());
+        p.extend_from_slice(&[0, 0, 0, 0, 64, protocol, 0, 0]);
+        p.extend_from_slice(&[198, 18, 2, 2, 198, 18, 1, 1]);
+        p.extend_from_slice(options);
+        p.extend_from_slice(payload);
+        p
+    }
+
+    fn udp_probe(src_port: u16, options: &[u8]) -> Vec<u8> {
+        let mut u = src_port.to_be_bytes().to_vec();
+        u.extend_from_slice(&33434u16.to_be_bytes());
+        u.extend_from_slice(&[0, 40, 0x12, 0x34]);
+        u.extend_from_slice(&[0x40; 32]);
+        ipv4(17, options, &u)
+    }
+
+    /// An ICMP error quoting the IPv4 header and 8 bytes of `probe`.
+    fn error(kind: u8, code: u8, outer_options: &[u8], probe: &[u8]) -> Vec<u8> {
+        let quote = (probe[0] & 0x0f) as usize * 4 + 8;
+        let mut m = vec![kind, code, 0, 0, 0, 0, 0, 0];
+        m.extend_from_slice(&probe[..quote]);
+        ipv4(1, outer_options, &m)
+    }
+
+    fn accepts(prog: &BpfProgram, packet: &[u8]) -> bool {
+        prog.run(packet) != 0
+    }
+
+    #[test]
+    fn every_error_type_quoting_our_udp_probe_passes() {
+        let prog = BpfProgram::icmp_errors_quoting_udp(PORT);
+        let probe = udp_probe(PORT, &[]);
+        for kind in [3, 4, 5, 11, 12] {
+            assert!(accepts(&prog, &error(kind, 0, &[], &probe)), "type {kind}");
+        }
+        assert_eq!(prog.run(&error(11, 0, &[], &probe)), u32::MAX);
+        // Other types never pass, even with a body that looks like a quote.
+        for kind in [0u8, 8, 13, 14, 42] {
+            assert!(!accepts(&prog, &error(kind, 0, &[], &probe)), "type {kind}");
+        }
+    }
+
+    #[test]
+    fn errors_quoting_another_port_or_protocol_are_dropped() {
+        let prog = BpfProgram::icmp_errors_quoting_udp(PORT);
+        assert!(!accepts(
+            &prog,
+            &error(11, 0, &[], &udp_probe(PORT + 1, &[]))
+        ));
+        // An echo request whose identifier bytes sit where the port would: not UDP.
+        let mut echo = vec![8, 0, 0, 0];
+        echo.extend_from_slice(&PORT.to_be_bytes());
+        echo.extend_from_slice(&[0, 1]);
+        assert!(!accepts(&prog, &error(11, 0, &[], &ipv4(1, &[], &echo))));
+        // Our port in the destination field (someone probing us) is not ours either.
+        let mut u = 40000u16.to_be_bytes().to_vec();
+        u.extend_from_slice(&PORT.to_be_bytes());
+        u.extend_from_slice(&[0, 8, 0, 0]);
+        assert!(!accepts(&prog, &error(3, 3, &[], &ipv4(17, &[], &u))));
+    }
+
+    #[test]
+    fn options_on_the_error_and_on_the_quoted_probe_are_skipped() {
+        let prog = BpfProgram::icmp_errors_quoting_udp(PORT);
+        let probe = udp_probe(PORT, &[1, 1, 1, 0]);
+        assert!(accepts(&prog, &error(11, 0, &[0x94, 4, 0, 0], &probe)));
+        let theirs = udp_probe(PORT ^ 0xff, &[1, 1, 1, 0]);
+        assert!(!accepts(&prog, &error(11, 0, &[0x94, 4, 0, 0], &theirs)));
+    }
+
+    #[test]
+    fn udp_datagrams_and_truncated_errors_are_dropped() {
+        let prog = BpfProgram::icmp_errors_quoting_udp(PORT);
+        assert!(!accepts(&prog, &udp_probe(PORT, &[])));
+        let e = error(11, 0, &[], &udp_probe(PORT, &[]));
+        // The quoted source port ends at 20 + 8 + 20 + 2 = 50.
+        for cut in 0..50 {
+            assert!(!accepts(&prog, &e[..cut]), "cut at {cut}");
+        }
+        assert!(accepts(&prog, &e[..50]));
     }
 }

@@ -556,6 +556,20 @@ impl HdrInclSender {
             .send_to(datagram, &to_sockaddr(dst, 0))
             .map_err(|e| NetError::from_send("sendto", datagram.len(), e))
     }
+
+    /// How the kernel holds these datagrams to a path MTU it learnt (`IP_MTU_DISCOVER`). With
+    /// [`PmtuMode::Probe`] a datagram with DF set leaves whenever it fits the interface, even
+    /// above a smaller path MTU learnt from "fragmentation needed" (what a traceroute probing
+    /// the path needs); by default such a datagram is refused with `EMSGSIZE`.
+    pub fn set_mtu_discover(&self, mode: PmtuMode) -> Result<(), NetError> {
+        setsockopt_int(
+            self.sock.as_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_MTU_DISCOVER,
+            mode.to_raw(),
+        )
+        .map_err(|e| NetError::from_io("setsockopt(IP_MTU_DISCOVER)", e))
+    }
 }
 
 common_options!(HdrInclSender);

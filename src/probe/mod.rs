@@ -7,3 +7,4 @@
 
 pub mod ping;
 pub mod stats;
+pub mod trace;
