@@ -8,9 +8,12 @@
 
 pub mod args;
 pub mod capture;
+pub mod icmp_io;
 pub mod output;
 pub mod ping;
 pub mod send;
+pub mod sweep;
+pub mod targets;
 pub mod traceroute;
 // Subcommand modules: one line each, above this comment.
 

@@ -14,53 +14,62 @@
 
 use super::EXIT_ERROR;
 use super::args::{byte_dec_or_hex, int_in, seconds};
+use super::icmp_io::{
+    self, EchoProbe, Event, Matcher, PcapFile, STAMP_LEN, SendError, SocketSetup, Sockets,
+    payload_template, random_u64, stamp_payload, unix_nanos,
+};
 use super::output::{Out, ms_f64, warn};
-use crate::net::filter::BpfProgram;
+use crate::net::NetError;
 use crate::net::poll;
 use crate::net::privilege;
 use crate::net::resolve::{self, ReverseCache};
 use crate::net::route;
-use crate::net::socket::{DgramIcmpSocket, HdrInclSender, Incoming, PmtuMode, RawIcmpSocket};
-use crate::net::{ErrorOrigin, NetError};
-use crate::packet::builder::Ipv4Builder;
-use crate::packet::fragment::Fragmenter;
-use crate::packet::icmp::{
-    self, DstUnreachable, IcmpPacket, IcmpRepr, IcmpType, QuotedTransport, Redirect, TimeExceeded,
-};
-use crate::packet::ipv4::{IpProtocol, Ipv4Packet};
+use crate::net::socket::PmtuMode;
+use crate::packet::icmp::{DstUnreachable, IcmpType, Redirect, TimeExceeded};
 use crate::pcap::{LinkType, PcapWriter};
 use crate::probe::ping::{Next, PingConfig, PingSession, ReplyKind};
 use crate::probe::stats::{loss_percent, ms3, reply_time};
 use clap::Args;
 use serde_json::json;
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
 use std::net::Ipv4Addr;
-use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+pub use super::icmp_io::SocketMode;
+
 /// Largest ICMP payload in an IPv4 datagram: 65535 - 20 - 8.
 pub const MAX_PAYLOAD: usize = 65_507;
-/// The timestamp and cookie at the front of the payload (iputils' `sizeof(struct timeval)`).
-const STAMP_LEN: usize = 16;
 /// iputils' minimal interval for users without privileges.
-const MIN_USER_INTERVAL: Duration = Duration::from_millis(2);
+pub(super) const MIN_USER_INTERVAL: Duration = Duration::from_millis(2);
 
-/// `rawkit ping [OPTIONS] HOST`
+/// `rawkit ping [OPTIONS] HOST [HOST]...`
 #[derive(Debug, Args)]
 #[command(
-    about = "Send ICMP echo requests to a host, as iputils ping does",
+    about = "Send ICMP echo requests to a host, as iputils ping does; to many, as fping does",
     after_help = "Exit status: 0 if replies came back, 1 if none did (or fewer than -c with -w), 2 on errors.\n\
                   Needs CAP_NET_RAW (root, or setcap cap_net_raw+ep), or an unprivileged ICMP socket \
-                  allowed by net.ipv4.ping_group_range: see capabilities.md."
+                  allowed by net.ipv4.ping_group_range: see capabilities.md.\n\n\
+                  Many targets (several hosts, a CIDR block such as 10.0.0.0/24, a range such as \
+                  10.0.0.1-10.0.0.50, --file, or any of --retries --backoff --alive --unreachable \
+                  --rate) do fping's job over one socket: 'HOST is alive' / 'HOST is unreachable', \
+                  or with -c fping's per-reply lines and per-target xmt/rcv/%loss summaries, then a \
+                  Total line; exit 0 when every target answered, 1 when some did not, 2 on errors.\n\
+                  The short flags keep their iputils meaning (-f is flood; -r, -B and -a are iputils'), \
+                  so fping's options that clash have long names here: --file (fping -f), --retries \
+                  (fping -r), --backoff (fping -B), --alive (fping -a), --unreachable (fping -u), \
+                  --rate (fping -i, as probes per second). With many targets -i is fping's -p (time \
+                  between probes to one target) and -W fping's -t (time a probe waits), in seconds."
 )]
 pub struct PingArgs {
-    /// Host name or IPv4 address to ping.
+    /// Host name or IPv4 address to ping; with many targets also CIDR blocks and ranges.
+    #[arg(value_name = "HOST", required_unless_present = "file")]
+    pub host: Option<String>,
+
+    /// More targets: with several, rawkit ping does fping's job.
     #[arg(value_name = "HOST")]
-    pub host: String,
+    pub more: Vec<String>,
 
     /// Stop after COUNT replies (or errors).
     #[arg(short = 'c', value_name = "COUNT", allow_negative_numbers = true, value_parser = |s: &str| int_in::<u64>(s, 1, i64::MAX as u64))]
@@ -154,6 +163,56 @@ pub struct PingArgs {
     /// Use the unprivileged ICMP datagram socket only (net.ipv4.ping_group_range).
     #[arg(long)]
     pub dgram: bool,
+
+    /// Many targets: read them from FILE, one per line ('-' for stdin; fping -f).
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+
+    /// Many targets: probes after the first to a silent target (default 3; fping -r).
+    #[arg(long, value_name = "N", value_parser = |s: &str| int_in::<u8>(s, 0, super::sweep::MAX_RETRIES))]
+    pub retries: Option<u8>,
+
+    /// Many targets: each retry waits FACTOR times longer (1 to 5, default 1.5; fping -B).
+    #[arg(long, value_name = "FACTOR", value_parser = super::sweep::parse_backoff)]
+    pub backoff: Option<f64>,
+
+    /// Many targets: print only the names of the targets that answered (fping -a).
+    #[arg(long, conflicts_with = "unreachable")]
+    pub alive: bool,
+
+    /// Many targets: print only the names of the targets that did not (fping -u).
+    #[arg(long)]
+    pub unreachable: bool,
+
+    /// Many targets: probes per second over all targets (default 1000; 0: as fast as
+    /// possible; above 1000 only with privileges; fping -i as a rate).
+    #[arg(long, value_name = "PPS", value_parser = |s: &str| int_in::<u32>(s, 0, 10_000_000))]
+    pub rate: Option<u32>,
+
+    /// Many targets: allow more than 131072 targets (up to a /8).
+    #[arg(long)]
+    pub force: bool,
+}
+
+impl PingArgs {
+    /// True when these arguments ask for fping's job: more than one target, a CIDR block or
+    /// a range, a file of targets, or an option that only means something for many targets.
+    pub fn is_sweep(&self) -> bool {
+        !self.more.is_empty()
+            || self.file.is_some()
+            || self.retries.is_some()
+            || self.backoff.is_some()
+            || self.alive
+            || self.unreachable
+            || self.rate.is_some()
+            || self.host.as_deref().is_some_and(|h| {
+                // A malformed block or range is refused by the many-target path, which names it.
+                !h.trim().is_empty()
+                    && super::targets::parse_spec(h)
+                        .map(|s| s.is_block())
+                        .unwrap_or(true)
+            })
+    }
 }
 
 /// The `-p` bytes.
@@ -190,20 +249,38 @@ fn parse_pattern_bytes(s: &str) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-/// How the probes go out and the replies come back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SocketMode {
-    /// rawkit builds IPv4 + ICMP, sends through `IP_HDRINCL`, reads a raw ICMP socket.
-    Raw,
-    /// The kernel's ICMP datagram socket: rawkit builds the ICMP message only.
-    Dgram,
-}
-
 /// What `-I` named.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Interface {
+pub(super) enum Interface {
     Device(String),
     Source(Ipv4Addr),
+}
+
+/// Checks `-I`: an IPv4 source address, or the name of an interface that exists.
+pub(super) fn parse_interface(arg: Option<&str>) -> Result<Option<Interface>, String> {
+    Ok(match arg {
+        None => None,
+        Some("") => return Err("-I needs an interface name or an IPv4 address".into()),
+        Some(s) => match s.parse::<Ipv4Addr>() {
+            Ok(a) => Some(Interface::Source(a)),
+            Err(_) if route::interface_exists(s) => Some(Interface::Device(s.to_string())),
+            Err(_) => {
+                return Err(format!(
+                    "-I {s}: no such interface (list them with `ip link`, or give a source address)"
+                ));
+            }
+        },
+    })
+}
+
+/// `-M`: iputils' default is `want`.
+pub(super) fn pmtu_mode(arg: Option<&str>) -> PmtuMode {
+    match arg {
+        Some("do") => PmtuMode::Do,
+        Some("dont") => PmtuMode::Dont,
+        Some("probe") => PmtuMode::Probe,
+        _ => PmtuMode::Want,
+    }
 }
 
 /// Validated options.
@@ -217,7 +294,8 @@ struct Options {
     interface: Option<Interface>,
 }
 
-fn privileged() -> bool {
+/// Root, or `CAP_NET_RAW`: what iputils asks before short intervals and big preloads.
+pub(super) fn privileged() -> bool {
     privilege::is_root() || privilege::has_cap_net_raw()
 }
 
@@ -241,26 +319,9 @@ impl Options {
                 "cannot set preload to value greater than 3: {preload} (needs CAP_NET_RAW)"
             ));
         }
-        let pmtu = match args.pmtudisc.as_deref() {
-            Some("do") => PmtuMode::Do,
-            Some("dont") => PmtuMode::Dont,
-            Some("probe") => PmtuMode::Probe,
-            _ => PmtuMode::Want,
-        };
+        let pmtu = pmtu_mode(args.pmtudisc.as_deref());
         let pattern = args.pattern.clone().map(|p| p.0).unwrap_or_default();
-        let interface = match args.interface.as_deref() {
-            None => None,
-            Some("") => return Err("-I needs an interface name or an IPv4 address".into()),
-            Some(s) => match s.parse::<Ipv4Addr>() {
-                Ok(a) => Some(Interface::Source(a)),
-                Err(_) if route::interface_exists(s) => Some(Interface::Device(s.to_string())),
-                Err(_) => {
-                    return Err(format!(
-                        "-I {s}: no such interface (list them with `ip link`, or give a source address)"
-                    ));
-                }
-            },
-        };
+        let interface = parse_interface(args.interface.as_deref())?;
         Ok(Options {
             args,
             interval,
@@ -271,230 +332,36 @@ impl Options {
         })
     }
 
+    /// The one target, as typed.
+    fn host(&self) -> &str {
+        self.args.host.as_deref().unwrap_or_default()
+    }
+
     fn device(&self) -> Option<&str> {
         match &self.interface {
             Some(Interface::Device(d)) => Some(d),
             _ => None,
         }
     }
-}
 
-/// The payload template: the pattern (or iputils' `i & 0xff`) over every byte; the first 16
-/// bytes are overwritten per probe with the send time and the cookie.
-fn payload_template(size: usize, pattern: &[u8]) -> Vec<u8> {
-    (0..size)
-        .map(|i| {
-            if pattern.is_empty() {
-                i as u8
-            } else {
-                pattern[i % pattern.len()]
-            }
-        })
-        .collect()
-}
-
-fn random_u64() -> u64 {
-    let mut h = RandomState::new().build_hasher();
-    h.write_u128(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    h.finish()
-}
-
-fn unix_nanos(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
-}
-
-/// The open sockets.
-enum Sockets {
-    Raw {
-        rx: RawIcmpSocket,
-        tx: HdrInclSender,
-    },
-    Dgram(DgramIcmpSocket),
-}
-
-/// Opens the sockets the mode asks for, or the best available.
-fn open_sockets(o: &Options, ident: u16) -> Result<(Sockets, u16), NetError> {
-    let want_raw = o.args.raw || o.args.ident == Some(0);
-    let try_raw = || -> Result<Sockets, NetError> {
-        let rx = RawIcmpSocket::open()?;
-        let tx = HdrInclSender::open()?;
-        Ok(Sockets::Raw { rx, tx })
-    };
-    if o.args.dgram {
-        let s = DgramIcmpSocket::open_bound(source_for_bind(o), o.args.ident.unwrap_or(0))?;
-        let id = s.local_ident();
-        return Ok((Sockets::Dgram(s), id));
-    }
-    match try_raw() {
-        Ok(s) => Ok((s, ident)),
-        Err(e) if e.is_permission() && !want_raw => {
-            match DgramIcmpSocket::open_bound(source_for_bind(o), o.args.ident.unwrap_or(0)) {
-                Ok(s) => {
-                    let id = s.local_ident();
-                    Ok((Sockets::Dgram(s), id))
-                }
-                // Neither works: the raw socket's message says both ways to fix it.
-                Err(_) => Err(e),
-            }
+    /// What the sockets must be.
+    fn socket_setup(&self) -> SocketSetup<'_> {
+        let a = &self.args;
+        SocketSetup {
+            raw_only: a.raw || a.ident == Some(0),
+            dgram_only: a.dgram,
+            ident: a.ident,
+            bind_source: match self.interface {
+                Some(Interface::Source(s)) => s,
+                _ => Ipv4Addr::UNSPECIFIED,
+            },
+            device: self.device(),
+            ttl: a.ttl,
+            tos: a.tos,
+            pmtu: self.pmtu,
+            big_buffers: self.interval.is_zero() || a.flood || self.preload > 16,
         }
-        Err(e) => Err(e),
     }
-}
-
-/// The address a datagram socket binds to: the `-I` address, else any.
-fn source_for_bind(o: &Options) -> Ipv4Addr {
-    match o.interface {
-        Some(Interface::Source(a)) => a,
-        _ => Ipv4Addr::UNSPECIFIED,
-    }
-}
-
-/// Everything the receive path needs to recognise our replies.
-struct Matcher {
-    target: Ipv4Addr,
-    /// Our own source address: a "fragmentation needed" from it is the kernel refusing our own
-    /// send, already reported by `sendto`.
-    source: Ipv4Addr,
-    ident: u16,
-    cookie: [u8; 8],
-    size: usize,
-}
-
-impl Matcher {
-    /// True when an echo reply's data carries our cookie (or is too short to carry one).
-    fn cookie_ok(&self, data: &[u8]) -> bool {
-        if self.size < STAMP_LEN || data.len() < STAMP_LEN {
-            return true;
-        }
-        data[8..16] == self.cookie
-    }
-}
-
-/// A reply or error, decoded, ready for the session and the printer.
-enum Event {
-    Reply {
-        seq: u16,
-        from: Ipv4Addr,
-        icmp_len: usize,
-        ttl: Option<u8>,
-        sent_ns: Option<u64>,
-        checksum_ok: bool,
-        /// Where the echo data lies in the receive buffer (no copy per reply).
-        data: core::ops::Range<usize>,
-    },
-    Error {
-        seq: u16,
-        from: Ipv4Addr,
-        icmp_type: u8,
-        code: u8,
-        info: u32,
-    },
-    Notice {
-        seq: u16,
-        from: Ipv4Addr,
-        icmp_type: u8,
-        code: u8,
-        gateway: Ipv4Addr,
-        checksum_ok: bool,
-    },
-    LocalError {
-        errno: i32,
-        info: u32,
-    },
-}
-
-/// Decodes one datagram from the raw ICMP socket (IPv4 header included).
-fn decode_raw(m: &Matcher, datagram: &[u8]) -> Option<Event> {
-    // Raw sockets deliver whatever arrives: a malformed packet is dropped, never a panic.
-    let ip = Ipv4Packet::new_checked(datagram).ok()?;
-    if ip.protocol() != IpProtocol::Icmp || ip.is_fragment() {
-        return None;
-    }
-    let icmp = IcmpPacket::new_checked(ip.payload()).ok()?;
-    let checksum_ok = icmp.verify_checksum();
-    match icmp.msg_type() {
-        IcmpType::EchoReply => {
-            if icmp.echo_ident() != m.ident || !m.cookie_ok(icmp.data()) {
-                return None;
-            }
-            Some(Event::Reply {
-                seq: icmp.echo_seq_no(),
-                from: ip.src_addr(),
-                icmp_len: icmp.as_bytes().len(),
-                ttl: Some(ip.ttl()),
-                sent_ns: stamp(m, icmp.data()),
-                checksum_ok,
-                data: {
-                    let start = ip.header_len() + icmp::HEADER_LEN;
-                    start..start + icmp.data().len()
-                },
-            })
-        }
-        t if t.is_error() => {
-            let q = icmp.quote_info()?;
-            let QuotedTransport::Icmp {
-                msg_type: 8,
-                ident,
-                seq_no,
-                ..
-            } = q.transport
-            else {
-                return None;
-            };
-            if ident != m.ident || q.dst_addr != m.target {
-                return None;
-            }
-            if t == IcmpType::DstUnreachable
-                && DstUnreachable::from(icmp.msg_code()) == DstUnreachable::FragRequired
-                && ip.src_addr() == m.source
-            {
-                return None;
-            }
-            // When the router quoted enough of the payload, the cookie must match too.
-            if let Ok(qip) = icmp.quoted_ipv4() {
-                let p = qip.payload();
-                if p.len() >= 8 + STAMP_LEN && !m.cookie_ok(&p[8..]) {
-                    return None;
-                }
-            }
-            match t {
-                IcmpType::Redirect | IcmpType::SourceQuench => Some(Event::Notice {
-                    seq: seq_no,
-                    from: ip.src_addr(),
-                    icmp_type: t.into(),
-                    code: icmp.msg_code(),
-                    gateway: icmp.gateway(),
-                    checksum_ok,
-                }),
-                _ => Some(Event::Error {
-                    seq: seq_no,
-                    from: ip.src_addr(),
-                    icmp_type: t.into(),
-                    code: icmp.msg_code(),
-                    info: match t {
-                        IcmpType::ParamProblem => icmp.pointer() as u32,
-                        _ => icmp.next_hop_mtu() as u32,
-                    },
-                }),
-            }
-        }
-        _ => None,
-    }
-}
-
-/// The send time carried in the payload, when it is long enough.
-fn stamp(m: &Matcher, data: &[u8]) -> Option<u64> {
-    if m.size < STAMP_LEN || data.len() < STAMP_LEN {
-        return None;
-    }
-    Some(u64::from_be_bytes(data[..8].try_into().ok()?))
 }
 
 /// The words iputils prints for an ICMP type and code (`pr_icmph`), without the newline.
@@ -526,6 +393,9 @@ pub fn icmp_text(icmp_type: u8, code: u8, info: u32, gateway: Option<Ipv4Addr>) 
 
 /// Runs `rawkit ping`; returns the exit status.
 pub fn run(args: PingArgs) -> i32 {
+    if args.is_sweep() {
+        return super::sweep::run(args);
+    }
     let o = match Options::from_args(args) {
         Ok(o) => o,
         Err(e) => {
@@ -552,7 +422,7 @@ struct Driver {
     buf: Vec<u8>,
     rxbuf: Vec<u8>,
     ip_ident: u16,
-    pcap: Option<PcapWriter<std::io::BufWriter<std::fs::File>>>,
+    pcap: Option<PcapFile>,
     start: Instant,
     interrupt: Arc<AtomicBool>,
     status: Arc<AtomicBool>,
@@ -565,7 +435,7 @@ impl Driver {
             warn(e);
             EXIT_ERROR
         };
-        let resolved = resolve::resolve_ipv4(&o.args.host).map_err(|e| fail(&e))?;
+        let resolved = resolve::resolve_ipv4(o.host()).map_err(|e| fail(&e))?;
         let target = resolved.addr;
         if target.is_broadcast() || target.is_multicast() {
             return Err(fail(&format!(
@@ -581,12 +451,10 @@ impl Driver {
         };
         let r = random_u64();
         let wanted_ident = o.args.ident.unwrap_or((r >> 48) as u16);
-        let (sockets, ident) = open_sockets(&o, wanted_ident).map_err(|e| fail(&e))?;
-        let mode = match sockets {
-            Sockets::Raw { .. } => SocketMode::Raw,
-            Sockets::Dgram(_) => SocketMode::Dgram,
-        };
-        if let Err(e) = configure(&o, &sockets, ident) {
+        let setup = o.socket_setup();
+        let (sockets, ident) = icmp_io::open_sockets(&setup, wanted_ident).map_err(|e| fail(&e))?;
+        let mode = sockets.mode();
+        if let Err(e) = icmp_io::configure(&setup, &sockets, ident) {
             return Err(fail(&e));
         }
         let pcap = match &o.args.pcap {
@@ -634,7 +502,7 @@ impl Driver {
         out.event(
             "start",
             json!({
-                "target": o.args.host, "addr": target.to_string(), "source": source.to_string(),
+                "target": o.host(), "addr": target.to_string(), "source": source.to_string(),
                 "bytes": size, "ident": ident,
                 "socket": match mode { SocketMode::Raw => "raw", SocketMode::Dgram => "dgram" },
             }),
@@ -654,7 +522,7 @@ impl Driver {
         let template = payload_template(size, &o.pattern);
         Ok(Driver {
             matcher: Matcher {
-                target,
+                target: Some(target),
                 source,
                 ident,
                 cookie: r.to_be_bytes(),
@@ -681,6 +549,11 @@ impl Driver {
 
     fn now(&self) -> Duration {
         self.start.elapsed()
+    }
+
+    /// The one target.
+    fn target(&self) -> Ipv4Addr {
+        self.matcher.target.unwrap_or(Ipv4Addr::UNSPECIFIED)
     }
 
     fn prefix(&self) -> String {
@@ -743,81 +616,38 @@ impl Driver {
     }
 
     fn send(&mut self, seq: u16) {
-        let size = self.o.args.size;
         let mut data = std::mem::take(&mut self.template);
         let sent_at = SystemTime::now();
-        if size >= STAMP_LEN {
-            data[..8].copy_from_slice(&unix_nanos(sent_at).to_be_bytes());
-            data[8..16].copy_from_slice(&self.matcher.cookie);
+        stamp_payload(&mut data, sent_at, &self.matcher.cookie);
+        if matches!(self.sockets, Sockets::Raw { .. }) {
+            self.ip_ident = self.ip_ident.wrapping_add(1).max(1);
         }
-        let echo = IcmpRepr::EchoRequest {
+        let probe = EchoProbe {
+            source: self.source,
+            dst: self.target(),
             ident: self.matcher.ident,
-            seq_no: seq,
+            seq,
             data: &data,
+            ip_ident: self.ip_ident,
+            ttl: self.o.args.ttl,
+            tos: self.o.args.tos,
+            pmtu: self.o.pmtu,
+            device: self.o.device(),
         };
-        let result = match &self.sockets {
-            Sockets::Raw { tx, .. } => {
-                self.ip_ident = self.ip_ident.wrapping_add(1).max(1);
-                let df = self.o.pmtu != PmtuMode::Dont;
-                let mut b = Ipv4Builder::new(self.source, self.matcher.target)
-                    .ident(self.ip_ident)
-                    .dont_frag(df)
-                    .icmp(&echo);
-                if let Some(t) = self.o.args.ttl {
-                    b = b.ttl(t);
-                }
-                if let Some(q) = self.o.args.tos {
-                    b = b.tos(q);
-                }
-                match b.emit(&mut self.buf) {
-                    Err(e) => Err(SendError::Other(format!("{e}"))),
-                    Ok(n) => {
-                        let r = send_datagram(
-                            tx,
-                            &self.buf[..n],
-                            self.matcher.target,
-                            self.o.pmtu,
-                            &mut self.pmtu_cache,
-                            self.o.device(),
-                        );
-                        if r.is_ok()
-                            && let Some(w) = self.pcap.as_mut()
-                        {
-                            let _ = w.write_packet(sent_at, &self.buf[..n], n);
-                        }
-                        r
-                    }
-                }
-            }
-            Sockets::Dgram(s) => {
-                // The kernel fills the checksum and the identifier of a ping socket; rawkit
-                // computes it anyway (the kernel overwrites it) so the pcap copy is right.
-                match echo.emit(&mut self.buf) {
-                    Err(e) => Err(SendError::Other(format!("{e}"))),
-                    Ok(n) => match s.send_to(&self.buf[..n], self.matcher.target) {
-                        Ok(_) => {
-                            if let Some(w) = self.pcap.as_mut() {
-                                write_synthetic(
-                                    w,
-                                    sent_at,
-                                    self.source,
-                                    self.matcher.target,
-                                    Some(self.o.args.ttl.unwrap_or(64)),
-                                    &self.buf[..n],
-                                );
-                            }
-                            Ok(())
-                        }
-                        // The error queue reports it (with the MTU), once: see `handle`.
-                        Err(NetError::MessageTooLong { .. }) => Err(SendError::Queued),
-                        Err(e) => Err(SendError::Other(format!("sendmsg: {e}"))),
-                    },
-                }
-            }
-        };
+        // On the datagram path a too-long probe is reported (with the MTU) by the error
+        // queue, once: see `handle`.
+        let result = icmp_io::send_echo(
+            &self.sockets,
+            &probe,
+            &mut self.buf,
+            &mut self.pmtu_cache,
+            self.pcap.as_mut(),
+            sent_at,
+        );
         self.template = data;
         let now = self.now();
         self.session.sent(now);
+        let size = self.o.args.size;
         match result {
             Ok(()) => {
                 if self.o.args.flood && !self.o.args.quiet {
@@ -852,10 +682,7 @@ impl Driver {
 
     fn wait_and_receive(&mut self, wait: Duration) -> Result<(), NetError> {
         self.out.flush();
-        let fd = match &self.sockets {
-            Sockets::Raw { rx, .. } => rx.as_fd(),
-            Sockets::Dgram(s) => s.as_fd(),
-        };
+        let fd = self.sockets.rx_fd();
         let mut ready = [false];
         // Interrupted: back to the loop, which looks at the signal flags at once.
         if poll::poll_readable(&[fd], Some(wait), &mut ready)?.ready_count() == 0 {
@@ -868,66 +695,13 @@ impl Driver {
     fn receive_ready(&mut self) -> Result<(), NetError> {
         // Read everything queued, without blocking (the sockets are non-blocking).
         for _ in 0..4096 {
-            let got = match &self.sockets {
-                Sockets::Raw { rx, .. } => match rx.recv(&mut self.rxbuf)? {
-                    None => None,
-                    Some(r) => {
-                        let rx_time = r.kernel_time.unwrap_or_else(SystemTime::now);
-                        let ev = decode_raw(&self.matcher, &self.rxbuf[..r.len]);
-                        if ev.is_some()
-                            && let Some(w) = self.pcap.as_mut()
-                        {
-                            let _ = w.write_packet(rx_time, &self.rxbuf[..r.len], r.len);
-                        }
-                        Some((ev, rx_time))
-                    }
-                },
-                Sockets::Dgram(s) => match s.recv_any(&mut self.rxbuf)? {
-                    None => None,
-                    Some(Incoming::Datagram(r)) => {
-                        let rx_time = r.kernel_time.unwrap_or_else(SystemTime::now);
-                        let ev = decode_dgram(&self.matcher, &self.rxbuf[..r.len], r.from, r.ttl);
-                        if ev.is_some()
-                            && let Some(w) = self.pcap.as_mut()
-                        {
-                            write_synthetic(
-                                w,
-                                rx_time,
-                                r.from,
-                                self.source,
-                                r.ttl,
-                                &self.rxbuf[..r.len],
-                            );
-                        }
-                        Some((ev, rx_time))
-                    }
-                    Some(Incoming::Error(qe)) => {
-                        let t = qe.kernel_time.unwrap_or_else(SystemTime::now);
-                        let ev = match qe.origin {
-                            ErrorOrigin::Local => Some(Event::LocalError {
-                                errno: qe.errno,
-                                info: qe.info,
-                            }),
-                            ErrorOrigin::Icmp => {
-                                let quoted = &self.rxbuf[..qe.len];
-                                let seq = IcmpPacket::new_checked(quoted)
-                                    .ok()
-                                    .filter(|p| p.msg_type() == IcmpType::EchoRequest)
-                                    .map(|p| p.echo_seq_no());
-                                seq.map(|seq| Event::Error {
-                                    seq,
-                                    from: qe.offender.unwrap_or(Ipv4Addr::UNSPECIFIED),
-                                    icmp_type: qe.icmp_type,
-                                    code: qe.icmp_code,
-                                    info: qe.info,
-                                })
-                            }
-                            _ => None,
-                        };
-                        Some((ev, t))
-                    }
-                },
-            };
+            let got = icmp_io::receive_one(
+                &self.sockets,
+                &self.matcher,
+                &mut self.rxbuf,
+                self.pcap.as_mut(),
+                self.source,
+            )?;
             let Some((ev, rx_time)) = got else { break };
             if let Some(ev) = ev {
                 self.handle(ev, rx_time);
@@ -957,7 +731,7 @@ impl Driver {
                 let rtt_us = sent_ns.map(|s| unix_nanos(rx_time).saturating_sub(s) / 1000);
                 let kind = self.session.on_reply(seq, rtt_us, checksum_ok);
                 let dup = kind == ReplyKind::Duplicate;
-                let different = from != self.matcher.target;
+                let different = from != self.target();
                 let truncated = icmp_len < self.o.args.size + 8;
                 if self.out.wants_events() {
                     self.out.event(
@@ -1023,6 +797,7 @@ impl Driver {
                 icmp_type,
                 code,
                 info,
+                ..
             } => {
                 self.session.on_error(seq);
                 // A router's "fragmentation needed" teaches the path MTU (RFC 1191); later
@@ -1057,6 +832,7 @@ impl Driver {
                 code,
                 gateway,
                 checksum_ok,
+                ..
             } => {
                 let text = icmp_text(icmp_type, code, 0, Some(gateway));
                 self.out.event(
@@ -1187,7 +963,7 @@ impl Driver {
         self.out.event(
             "summary",
             json!({
-                "target": self.o.args.host, "addr": self.matcher.target.to_string(),
+                "target": self.o.host(), "addr": self.target().to_string(),
                 "transmitted": s.transmitted, "received": s.received,
                 "duplicates": s.duplicates, "corrupted": s.corrupted, "errors": s.errors,
                 "loss_pct": loss_pct, "time_ms": elapsed_ms as u64,
@@ -1212,171 +988,6 @@ impl Driver {
     }
 }
 
-/// Decodes one message from the ICMP datagram socket (no IPv4 header; the kernel matched the
-/// identifier already).
-fn decode_dgram(m: &Matcher, icmp: &[u8], from: Ipv4Addr, ttl: Option<u8>) -> Option<Event> {
-    let p = IcmpPacket::new_checked(icmp).ok()?;
-    if p.msg_type() != IcmpType::EchoReply || !m.cookie_ok(p.data()) {
-        return None;
-    }
-    Some(Event::Reply {
-        seq: p.echo_seq_no(),
-        from,
-        icmp_len: icmp.len(),
-        ttl: Some(ttl.unwrap_or(0)),
-        sent_ns: stamp(m, p.data()),
-        checksum_ok: p.verify_checksum(),
-        data: icmp::HEADER_LEN..icmp.len(),
-    })
-}
-
-/// Writes a reply from the datagram socket to the pcap file with an IPv4 header rebuilt from
-/// what the kernel told (source, TTL), so the file reads like a capture.
-fn write_synthetic(
-    w: &mut PcapWriter<std::io::BufWriter<std::fs::File>>,
-    t: SystemTime,
-    from: Ipv4Addr,
-    to: Ipv4Addr,
-    ttl: Option<u8>,
-    icmp: &[u8],
-) {
-    let mut buf = vec![0u8; icmp.len() + 20];
-    if let Ok(n) = Ipv4Builder::new(from, to)
-        .ttl(ttl.unwrap_or(64))
-        .protocol(IpProtocol::Icmp)
-        .raw(icmp)
-        .emit(&mut buf)
-    {
-        let _ = w.write_packet(t, &buf[..n], n);
-    }
-}
-
-/// Sends one datagram through `IP_HDRINCL`, minding the path MTU as the kernel does for its own
-/// sockets (which it does not do for `IP_HDRINCL`: over a learnt path MTU it both fails the send
-/// with EMSGSIZE and sends itself a "fragmentation needed").
-///
-/// `mtu` is the path MTU rawkit knows (from a "fragmentation needed" error, or from the route
-/// after an EMSGSIZE). A datagram larger than it is, with `-M do` or `probe`, a local error
-/// (`message too long, mtu=N`, as iputils prints); otherwise (`want`, `dont`) rawkit splits it
-/// itself (RFC 791) and sends the fragments with DF clear.
-fn send_datagram(
-    tx: &HdrInclSender,
-    datagram: &[u8],
-    dst: Ipv4Addr,
-    pmtu: PmtuMode,
-    mtu: &mut Option<u32>,
-    device: Option<&str>,
-) -> Result<(), SendError> {
-    let strict = matches!(pmtu, PmtuMode::Do | PmtuMode::Probe);
-    let too_long = |m: u32| SendError::TooLong(format!("local error: message too long, mtu={m}"));
-    if let Some(m) = *mtu
-        && datagram.len() > m as usize
-        && pmtu != PmtuMode::Dont
-    {
-        return if strict {
-            Err(too_long(m))
-        } else {
-            send_fragments(tx, datagram, dst, m)
-        };
-    }
-    match tx.send_to(datagram, dst) {
-        Ok(_) => Ok(()),
-        Err(NetError::MessageTooLong { .. }) => {
-            // The route knows better than the cache (an interface MTU, or a path MTU the
-            // kernel learnt from someone else's traffic).
-            let m = route::path_mtu(dst, device)
-                .ok()
-                .into_iter()
-                .chain(*mtu)
-                .min()
-                .unwrap_or(1500)
-                .min(datagram.len().saturating_sub(1) as u32);
-            *mtu = Some(m);
-            if strict {
-                Err(too_long(m))
-            } else {
-                send_fragments(tx, datagram, dst, m)
-            }
-        }
-        Err(e) => Err(SendError::Other(format!("sendmsg: {e}"))),
-    }
-}
-
-/// Why a probe did not go out.
-#[derive(Debug)]
-enum SendError {
-    /// Longer than the path MTU with DF demanded: an error, counted (iputils' EMSGSIZE).
-    TooLong(String),
-    /// The socket's error queue will report it; nothing to do now.
-    Queued,
-    /// Any other failure: reported, not counted.
-    Other(String),
-}
-
-/// Splits `datagram` into fragments that fit `mtu` (DF clear) and sends them.
-fn send_fragments(
-    tx: &HdrInclSender,
-    datagram: &[u8],
-    dst: Ipv4Addr,
-    mtu: u32,
-) -> Result<(), SendError> {
-    let hl = Ipv4Packet::new_checked(datagram)
-        .map(|p| p.header_len())
-        .unwrap_or(20);
-    let size = (mtu as usize).saturating_sub(hl) / 8 * 8;
-    let mut copy = datagram.to_vec();
-    Ipv4Packet::new_unchecked(&mut copy[..]).set_dont_frag(false);
-    let other = |e: String| SendError::Other(e);
-    let mut f = Fragmenter::new(&copy, size.max(8)).map_err(|e| other(e.to_string()))?;
-    let mut piece = vec![0u8; f.max_fragment_len()];
-    while let Some(r) = f.next_into(&mut piece) {
-        let n = r.map_err(|e| other(e.to_string()))?;
-        tx.send_to(&piece[..n], dst)
-            .map_err(|e| other(format!("sendmsg: {e}")))?;
-    }
-    Ok(())
-}
-
-/// Applies the per-socket options.
-fn configure(o: &Options, s: &Sockets, ident: u16) -> Result<(), NetError> {
-    let a = &o.args;
-    match s {
-        Sockets::Raw { rx, tx } => {
-            // Only replies and errors; then the identifier filter in the kernel; then throw
-            // away whatever was queued before the filter was in place.
-            rx.set_icmp_type_filter(&[0, 3, 4, 5, 11, 12])?;
-            rx.attach_filter(&BpfProgram::icmp_echo_reply_ident(ident))?;
-            rx.drain()?;
-            if let Some(d) = o.device() {
-                rx.bind_device(d)?;
-                tx.bind_device(d)?;
-            }
-            if o.interval.is_zero() || a.flood || o.preload > 16 {
-                let _ = rx.set_recv_buffer(4 << 20);
-                let _ = tx.set_send_buffer(4 << 20);
-            }
-            rx.set_nonblocking(true)?;
-        }
-        Sockets::Dgram(sock) => {
-            if let Some(t) = a.ttl {
-                sock.set_ttl(t)?;
-            }
-            if let Some(q) = a.tos {
-                sock.set_tos(q)?;
-            }
-            sock.set_mtu_discover(o.pmtu)?;
-            if let Some(d) = o.device() {
-                sock.bind_device(d)?;
-            }
-            if o.interval.is_zero() || a.flood {
-                let _ = sock.set_recv_buffer(4 << 20);
-            }
-            sock.set_nonblocking(true)?;
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1396,15 +1007,6 @@ mod tests {
     }
 
     #[test]
-    fn payload_template_repeats_the_pattern_or_counts() {
-        assert_eq!(payload_template(4, &[]), vec![0, 1, 2, 3]);
-        assert_eq!(
-            payload_template(5, &[0xa, 0xb]),
-            vec![0xa, 0xb, 0xa, 0xb, 0xa]
-        );
-    }
-
-    #[test]
     fn icmp_texts_are_iputils_words() {
         assert_eq!(icmp_text(3, 1, 0, None), "Destination Host Unreachable");
         assert_eq!(
@@ -1421,96 +1023,5 @@ mod tests {
             "Redirect Host(New nexthop: 198.18.0.1)"
         );
         assert_eq!(icmp_text(42, 0, 0, None), "Bad ICMP type: 42");
-    }
-
-    fn matcher() -> Matcher {
-        Matcher {
-            target: Ipv4Addr::LOCALHOST,
-            source: Ipv4Addr::new(127, 0, 0, 2),
-            ident: 0x1234,
-            cookie: *b"cookie!!",
-            size: 56,
-        }
-    }
-
-    fn reply(ident: u16, cookie: &[u8; 8]) -> Vec<u8> {
-        let mut data = payload_template(56, &[]);
-        data[..8].copy_from_slice(&42u64.to_be_bytes());
-        data[8..16].copy_from_slice(cookie);
-        let mut buf = vec![0u8; 200];
-        let n = Ipv4Builder::new(Ipv4Addr::LOCALHOST, Ipv4Addr::LOCALHOST)
-            .icmp(&IcmpRepr::EchoReply {
-                ident,
-                seq_no: 9,
-                data: &data,
-            })
-            .emit(&mut buf)
-            .unwrap();
-        buf.truncate(n);
-        buf
-    }
-
-    #[test]
-    fn replies_with_another_ident_or_cookie_are_not_ours() {
-        let m = matcher();
-        match decode_raw(&m, &reply(0x1234, b"cookie!!")) {
-            Some(Event::Reply {
-                seq,
-                sent_ns,
-                checksum_ok,
-                ..
-            }) => {
-                assert_eq!((seq, sent_ns, checksum_ok), (9, Some(42), true));
-            }
-            _ => panic!("our reply was not recognised"),
-        }
-        assert!(decode_raw(&m, &reply(0x1235, b"cookie!!")).is_none());
-        assert!(decode_raw(&m, &reply(0x1234, b"someone!")).is_none());
-        // Garbage and truncations never panic.
-        let r = reply(0x1234, b"cookie!!");
-        for len in 0..r.len() {
-            let _ = decode_raw(&m, &r[..len]);
-        }
-    }
-
-    #[test]
-    fn errors_quoting_our_probe_are_matched_by_ident_and_destination() {
-        let m = matcher();
-        let mut probe = vec![0u8; 200];
-        let n = Ipv4Builder::new(Ipv4Addr::LOCALHOST, Ipv4Addr::LOCALHOST)
-            .icmp(&IcmpRepr::EchoRequest {
-                ident: 0x1234,
-                seq_no: 5,
-                data: &[0; 8],
-            })
-            .emit(&mut probe)
-            .unwrap();
-        let err = |quote: &[u8]| {
-            let mut buf = vec![0u8; 300];
-            let k = Ipv4Builder::new(Ipv4Addr::new(198, 18, 0, 1), Ipv4Addr::LOCALHOST)
-                .icmp(&IcmpRepr::TimeExceeded {
-                    code: TimeExceeded::TtlExpired,
-                    body: crate::packet::icmp::ErrorBody::quote(quote),
-                })
-                .emit(&mut buf)
-                .unwrap();
-            buf.truncate(k);
-            buf
-        };
-        match decode_raw(&m, &err(&probe[..28])) {
-            Some(Event::Error {
-                seq,
-                from,
-                icmp_type,
-                ..
-            }) => assert_eq!(
-                (seq, from, icmp_type),
-                (5, Ipv4Addr::new(198, 18, 0, 1), 11)
-            ),
-            _ => panic!("error not matched"),
-        }
-        let mut other = probe[..n].to_vec();
-        other[24] = 0x99; // another identifier
-        assert!(decode_raw(&m, &err(&other[..28])).is_none());
     }
 }

@@ -7,4 +7,5 @@
 
 pub mod ping;
 pub mod stats;
+pub mod sweep;
 pub mod trace;
