@@ -17,12 +17,10 @@
 
 mod common;
 
-use std::io::Read;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::thread;
-use std::time::{Duration, Instant, SystemTime};
+use std::process::{Command, Stdio};
+use std::time::{Duration, SystemTime};
 
 use rawkit::packet::builder::Ipv4Builder;
 use rawkit::packet::fragment::fragment;
@@ -62,43 +60,9 @@ impl Run {
 
 /// Runs `rawkit capture ARGS`, killing it (by its PID) past [`LIMIT`], which fails the test.
 fn capture(args: &[&str]) -> Run {
-    let mut child = Command::new(RAWKIT)
-        .arg("capture")
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn rawkit");
-    let mut out = child.stdout.take().expect("stdout");
-    let mut err = child.stderr.take().expect("stderr");
-    let out_reader = thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
-        v
-    });
-    let err_reader = thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err.read_to_end(&mut v);
-        v
-    });
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for rawkit") {
-            break status;
-        }
-        if started.elapsed() > LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("rawkit capture {args:?} still ran after {LIMIT:?}");
-        }
-        thread::sleep(Duration::from_millis(5));
-    };
-    let output = Output {
-        status,
-        stdout: out_reader.join().expect("stdout reader"),
-        stderr: err_reader.join().expect("stderr reader"),
-    };
+    let mut cmd = Command::new(RAWKIT);
+    cmd.arg("capture").args(args);
+    let output = common::process::run_or_fail(cmd, LIMIT, &format!("rawkit capture {args:?}"));
     Run {
         code: output.status.code(),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),

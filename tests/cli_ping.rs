@@ -12,11 +12,9 @@
 
 mod common;
 
-use std::io::Read;
 use std::os::unix::process::CommandExt;
-use std::process::{Command, Output, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Duration;
 
 /// Longest a refused command may take (it should take milliseconds).
 const LIMIT: Duration = Duration::from_secs(5);
@@ -44,42 +42,12 @@ fn rawkit(args: &[&str]) -> Output {
 }
 
 /// Runs `cmd` (which runs rawkit with `args`) to its end, at most [`LIMIT`].
-fn run_bounded(mut cmd: Command, args: &[&str]) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn rawkit");
-    let mut out = child.stdout.take().expect("stdout");
-    let mut err = child.stderr.take().expect("stderr");
-    let out_reader = thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
-        v
-    });
-    let err_reader = thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err.read_to_end(&mut v);
-        v
-    });
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for rawkit") {
-            break status;
-        }
-        if started.elapsed() > LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("rawkit {args:?} was still running after {LIMIT:?}: validation did not stop it");
-        }
-        thread::sleep(Duration::from_millis(5));
-    };
-    Output {
-        status,
-        stdout: out_reader.join().expect("stdout reader"),
-        stderr: err_reader.join().expect("stderr reader"),
-    }
+fn run_bounded(cmd: Command, args: &[&str]) -> Output {
+    common::process::run_or_fail(
+        cmd,
+        LIMIT,
+        &format!("rawkit {args:?} (validation should have stopped it)"),
+    )
 }
 
 /// Asserts that `rawkit args` is refused the way the CLI promises, with a message that holds

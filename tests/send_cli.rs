@@ -10,12 +10,11 @@
 
 mod common;
 
-use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use etherparse::{Icmpv4Type, IpNumber, Ipv4Slice};
 use pnet_packet::Packet as _;
@@ -42,42 +41,9 @@ fn command(args: &[&str]) -> Command {
 }
 
 /// Runs `rawkit send ARGS` to its end (killed by PID after [`LIMIT`], which fails the test).
-fn run(mut cmd: Command) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn rawkit");
-    let mut out = child.stdout.take().expect("stdout");
-    let mut err = child.stderr.take().expect("stderr");
-    let o = thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
-        v
-    });
-    let e = thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err.read_to_end(&mut v);
-        v
-    });
-    let started = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s;
-        }
-        if started.elapsed() > LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("rawkit {cmd:?} still running after {LIMIT:?}");
-        }
-        thread::sleep(Duration::from_millis(5));
-    };
-    Output {
-        status,
-        stdout: o.join().expect("stdout reader"),
-        stderr: e.join().expect("stderr reader"),
-    }
+fn run(cmd: Command) -> Output {
+    let what = format!("{cmd:?}");
+    common::process::run_or_fail(cmd, LIMIT, &what)
 }
 
 fn rawkit(args: &[&str]) -> Output {

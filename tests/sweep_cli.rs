@@ -11,10 +11,8 @@
 
 mod common;
 
-use std::io::Read;
 use std::process::{Command, Output, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Longest a refused command may take (it should take milliseconds).
 const LIMIT: Duration = Duration::from_secs(5);
@@ -37,43 +35,11 @@ fn isolate() -> bool {
 fn ping(args: &[&str]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_rawkit"));
     cmd.arg("ping").args(args);
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn rawkit");
-    let mut out = child.stdout.take().expect("stdout");
-    let mut err = child.stderr.take().expect("stderr");
-    let out_reader = thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
-        v
-    });
-    let err_reader = thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err.read_to_end(&mut v);
-        v
-    });
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for rawkit") {
-            break status;
-        }
-        if started.elapsed() > LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "rawkit ping {args:?} still running after {LIMIT:?}: validation did not stop it"
-            );
-        }
-        thread::sleep(Duration::from_millis(5));
-    };
-    Output {
-        status,
-        stdout: out_reader.join().expect("stdout reader"),
-        stderr: err_reader.join().expect("stderr reader"),
-    }
+    common::process::run_or_fail(
+        cmd,
+        LIMIT,
+        &format!("rawkit ping {args:?} (validation should have stopped it)"),
+    )
 }
 
 /// Asserts that `rawkit ping args` is refused with one line naming every one of `names`.

@@ -18,6 +18,7 @@
 #![allow(dead_code, unsafe_code)]
 
 pub mod lab;
+pub mod process;
 
 use std::ffi::CString;
 use std::io;
