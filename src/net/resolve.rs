@@ -50,6 +50,9 @@ pub enum ResolveErrorKind {
     Empty,
     /// The host contained a NUL byte, which no C resolver can be given.
     NulByte,
+    /// Only digits and dots, but not an address `inet_aton` accepts (`300.1.1.1`, `1..2`): a
+    /// mistyped address, refused without asking a name server.
+    BadAddress,
     /// `getaddrinfo` failed with this `EAI_*` code; `message` is `gai_strerror(code)`.
     /// A successful lookup with no IPv4 address is reported as `EAI_NODATA`.
     Gai {
@@ -105,6 +108,11 @@ impl fmt::Display for ResolveError {
             ResolveErrorKind::NulByte => {
                 write!(f, "{:?}: host name contains a NUL byte", self.host)
             }
+            ResolveErrorKind::BadAddress => write!(
+                f,
+                "{}: not a valid IPv4 address (four numbers from 0 to 255, e.g. 127.0.0.1)",
+                self.host
+            ),
             ResolveErrorKind::Gai { message, .. } => write!(f, "{}: {message}", self.host),
             ResolveErrorKind::System(err) => write!(f, "{}: {}", self.host, os_error_text(err)),
         }
@@ -220,6 +228,14 @@ pub fn resolve_ipv4(host: &str) -> Result<Resolved, ResolveError> {
             addr,
             canonical: host.to_owned(),
             numeric: true,
+        });
+    }
+    // No host name is made of digits and dots alone (RFC 1123 2.1: a top-level label is not
+    // all-numeric): such a string is a mistyped address, and a name server need not hear of it.
+    if host.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return Err(ResolveError {
+            host: host.to_owned(),
+            kind: ResolveErrorKind::BadAddress,
         });
     }
     // SAFETY: `addrinfo` is plain data (integers and pointers) for which all-zero (null
@@ -361,6 +377,23 @@ fn pr_addr_text(addr: Ipv4Addr, name: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mistyped_dotted_quads_are_refused_without_a_lookup() {
+        for host in ["300.1.1.1", "1..2", "127.0.0.1.5", "1.2.3.4.5.6"] {
+            let e = resolve_ipv4(host).unwrap_err();
+            assert!(
+                matches!(e.kind(), ResolveErrorKind::BadAddress),
+                "{host}: {e}"
+            );
+            assert!(
+                e.to_string()
+                    .starts_with(&format!("{host}: not a valid IPv4 address"))
+            );
+        }
+        // What inet_aton accepts stays numeric, as in iputils.
+        assert_eq!(resolve_ipv4("127.1").unwrap().addr, Ipv4Addr::LOCALHOST);
+    }
     use std::cell::Cell;
     use std::error::Error as _;
 
