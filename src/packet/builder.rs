@@ -21,7 +21,7 @@
 
 use super::error::{Error, Layer, Result};
 use super::icmp::{IcmpPacket, IcmpRepr};
-use super::ipv4::{self, IpProtocol, Ipv4Packet};
+use super::ipv4::{self, IpProtocol};
 use super::udp::{self, UdpPacket};
 use std::net::Ipv4Addr;
 
@@ -388,30 +388,49 @@ impl<'a> Ipv4Builder<'a> {
             }
         };
 
-        buf[ipv4::HEADER_LEN..hl].fill(0);
-        buf[ipv4::HEADER_LEN..ipv4::HEADER_LEN + self.options.len()].copy_from_slice(self.options);
-        let mut ip = Ipv4Packet::new_unchecked(&mut *buf);
-        ip.set_version(self.version);
-        ip.set_ihl(self.ihl.unwrap_or((hl / 4) as u8));
-        ip.set_tos(self.tos);
-        ip.set_total_len(self.total_len.unwrap_or(total as u16));
-        ip.set_ident(self.ident);
-        ip.clear_flags();
-        ip.set_reserved_flag(self.reserved_flag);
-        ip.set_dont_frag(self.dont_frag);
-        ip.set_more_frags(self.more_frags);
-        ip.set_frag_offset(self.frag_offset);
-        ip.set_ttl(self.ttl);
-        ip.set_protocol(protocol);
-        ip.set_src_addr(self.src);
-        ip.set_dst_addr(self.dst);
-        ip.set_checksum(0);
+        if hl > ipv4::HEADER_LEN {
+            buf[ipv4::HEADER_LEN..hl].fill(0);
+            buf[ipv4::HEADER_LEN..ipv4::HEADER_LEN + self.options.len()]
+                .copy_from_slice(self.options);
+        }
+        // The fixed header as five 32-bit words, written at once: its checksum comes from these
+        // values, not from bytes read back after many narrow stores (a store-forwarding stall).
+        let ihl = self.ihl.unwrap_or((hl / 4) as u8);
+        let flags = (u16::from(self.reserved_flag) << 15)
+            | (u16::from(self.dont_frag) << 14)
+            | (u16::from(self.more_frags) << 13)
+            | (self.frag_offset & 0x1fff);
+        let w0 = (u32::from(self.version & 0x0f) << 28)
+            | (u32::from(ihl & 0x0f) << 24)
+            | (u32::from(self.tos) << 16)
+            | u32::from(self.total_len.unwrap_or(total as u16));
+        let w1 = (u32::from(self.ident) << 16) | u32::from(flags);
+        let ttl_proto = (u16::from(self.ttl) << 8) | u16::from(u8::from(protocol));
         let c = match self.checksum {
             Some(c) => c,
             // The checksum covers the bytes actually written as header, whatever IHL says.
-            None => super::checksum::checksum(&buf[..hl]),
+            None => {
+                let mut acc = super::checksum::Accumulator::new();
+                acc.add_u32(w0)
+                    .add_u32(w1)
+                    .add_u16(ttl_proto)
+                    .add_u32(self.src.to_bits())
+                    .add_u32(self.dst.to_bits());
+                if !self.options.is_empty() {
+                    // Padding after the options is zeros: nothing to add.
+                    acc.add(self.options);
+                }
+                acc.checksum()
+            }
         };
-        Ipv4Packet::new_unchecked(&mut *buf).set_checksum(c);
+        let mut header = [0u8; ipv4::HEADER_LEN];
+        header[0..4].copy_from_slice(&w0.to_be_bytes());
+        header[4..8].copy_from_slice(&w1.to_be_bytes());
+        header[8..10].copy_from_slice(&ttl_proto.to_be_bytes());
+        header[10..12].copy_from_slice(&c.to_be_bytes());
+        header[12..16].copy_from_slice(&self.src.octets());
+        header[16..20].copy_from_slice(&self.dst.octets());
+        buf[..ipv4::HEADER_LEN].copy_from_slice(&header);
         Ok(total)
     }
 }
@@ -421,6 +440,7 @@ mod tests {
     use super::*;
     use crate::packet::checksum;
     use crate::packet::icmp::IcmpType;
+    use crate::packet::ipv4::Ipv4Packet;
     use crate::packet::ipv4::{Ipv4Option, emit_options};
 
     const A: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);

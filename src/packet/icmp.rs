@@ -529,7 +529,7 @@ impl<T: AsRef<[u8]>> IcmpPacket<T> {
     ///   (version 2 and a checksum that verifies): RFC 4884 section 5's "non-compliant"
     ///   applications, which MPLS routers still are;
     /// * a length past the end, or fewer than 4 bytes of extension: no extensions.
-    #[inline]
+    #[inline(always)]
     pub fn split_extensions(&self) -> (&[u8], Option<&[u8]>) {
         let data = self.data();
         // Extensions start at byte 128 of the data at the earliest and need 4 bytes.
@@ -568,7 +568,7 @@ impl<T: AsRef<[u8]>> IcmpPacket<T> {
 
     /// The IPv4 header quoted by an error message, parsed laxly (the quoted total length usually
     /// exceeds what was quoted).
-    #[inline]
+    #[inline(always)]
     pub fn quoted_ipv4(&self) -> Result<Ipv4Packet<&[u8]>> {
         Ipv4Packet::new_lax(self.quoted_datagram()).map_err(|e| e.add_offset(HEADER_LEN))
     }
@@ -576,7 +576,7 @@ impl<T: AsRef<[u8]>> IcmpPacket<T> {
     /// The interesting fields of the quoted datagram: its IPv4 header and, when at least 8 bytes
     /// of transport header were quoted (RFC 792), the UDP ports or the ICMP identifier and
     /// sequence. `None` when no complete IPv4 header was quoted.
-    #[inline]
+    #[inline(always)]
     pub fn quote_info(&self) -> Option<QuoteInfo> {
         let ip = self.quoted_ipv4().ok()?;
         let transport = ip.payload();
@@ -1287,8 +1287,29 @@ impl<'a> IcmpRepr<'a> {
     /// filled in; returns the bytes written.
     pub fn emit(&self, buf: &mut [u8]) -> Result<usize> {
         let n = self.emit_without_checksum(buf)?;
-        let mut p = IcmpPacket::new_unchecked(&mut buf[..n]);
-        p.fill_checksum();
+        let c = match *self {
+            // Echoes (every probe rawkit sends): the sum comes from the values and the caller's
+            // data, not from bytes just written (reading those back stalls on store forwarding).
+            IcmpRepr::EchoRequest {
+                ident,
+                seq_no,
+                data,
+            }
+            | IcmpRepr::EchoReply {
+                ident,
+                seq_no,
+                data,
+            } => {
+                let mut acc = checksum::Accumulator::new();
+                acc.add_u16(u16::from(u8::from(self.msg_type())) << 8)
+                    .add_u16(ident)
+                    .add_u16(seq_no)
+                    .add(data);
+                acc.checksum()
+            }
+            _ => IcmpPacket::new_unchecked(&buf[..n]).compute_checksum(),
+        };
+        IcmpPacket::new_unchecked(&mut buf[..n]).set_checksum(c);
         Ok(n)
     }
 

@@ -233,13 +233,13 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     }
 
     /// IHL field: header length in 32-bit words.
-    #[inline]
+    #[inline(always)]
     pub fn ihl(&self) -> u8 {
         self.buffer.as_ref()[field::VER_IHL] & 0x0f
     }
 
     /// Header length in bytes (IHL * 4).
-    #[inline]
+    #[inline(always)]
     pub fn header_len(&self) -> usize {
         self.ihl() as usize * 4
     }
@@ -257,19 +257,19 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     }
 
     /// The whole second byte (the old type of service).
-    #[inline]
+    #[inline(always)]
     pub fn tos(&self) -> u8 {
         self.buffer.as_ref()[field::DSCP_ECN]
     }
 
     /// Total length field.
-    #[inline]
+    #[inline(always)]
     pub fn total_len(&self) -> u16 {
         u16::from_be_bytes([self.buffer.as_ref()[2], self.buffer.as_ref()[3]])
     }
 
     /// Identification field.
-    #[inline]
+    #[inline(always)]
     pub fn ident(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::IDENT.start)
     }
@@ -297,7 +297,7 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     }
 
     /// Fragment offset in 8-byte units, as on the wire.
-    #[inline]
+    #[inline(always)]
     pub fn frag_offset(&self) -> u16 {
         self.flags_offset() & OFFSET_MASK
     }
@@ -315,13 +315,13 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     }
 
     /// Time to live.
-    #[inline]
+    #[inline(always)]
     pub fn ttl(&self) -> u8 {
         self.buffer.as_ref()[field::TTL]
     }
 
     /// Protocol field.
-    #[inline]
+    #[inline(always)]
     pub fn protocol(&self) -> IpProtocol {
         IpProtocol::from(self.buffer.as_ref()[field::PROTOCOL])
     }
@@ -333,13 +333,13 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     }
 
     /// Source address.
-    #[inline]
+    #[inline(always)]
     pub fn src_addr(&self) -> Ipv4Addr {
         read_addr(self.buffer.as_ref(), field::SRC_ADDR.start)
     }
 
     /// Destination address.
-    #[inline]
+    #[inline(always)]
     pub fn dst_addr(&self) -> Ipv4Addr {
         read_addr(self.buffer.as_ref(), field::DST_ADDR.start)
     }
@@ -370,6 +370,7 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
 
     /// The payload: from IHL*4 to the total length, or to the end of the buffer for a lax
     /// (quoted) header whose total length exceeds what is present.
+    #[inline(always)]
     pub fn payload(&self) -> &[u8] {
         let data = self.buffer.as_ref();
         let end = (self.total_len() as usize).min(data.len());

@@ -25,22 +25,22 @@ pub use error::{Error, Layer, LenSource, Result};
 use std::net::Ipv4Addr;
 
 // Big-endian field access shared by the views; callers have checked the bounds.
-#[inline]
+#[inline(always)]
 pub(crate) fn read_u16(b: &[u8], at: usize) -> u16 {
     u16::from_be_bytes([b[at], b[at + 1]])
 }
 
-#[inline]
+#[inline(always)]
 pub(crate) fn read_u32(b: &[u8], at: usize) -> u32 {
     u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
-#[inline]
+#[inline(always)]
 pub(crate) fn write_u16(b: &mut [u8], at: usize, v: u16) {
     b[at..at + 2].copy_from_slice(&v.to_be_bytes());
 }
 
-#[inline]
+#[inline(always)]
 pub(crate) fn read_addr(b: &[u8], at: usize) -> Ipv4Addr {
     // One 32-bit load and store: built from four byte stores, an address returned in a struct
     // stalls the caller's 32-bit load of it (store forwarding).
