@@ -19,6 +19,8 @@
 //! RAWKIT_BENCH_COUNT=200000 cargo bench --bench capture_flood
 //! ```
 
+mod common;
+use common::enter_private_netns;
 use std::io::{BufRead, BufReader};
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
@@ -33,25 +35,6 @@ const SEND_LIMIT: Duration = Duration::from_secs(120);
 const SETTLE: Duration = Duration::from_secs(2);
 /// Longest wait for a capture to say it is listening.
 const START_LIMIT: Duration = Duration::from_secs(10);
-
-fn enter_private_netns() -> Result<(), String> {
-    // SAFETY: no pointers; moves this (still single-threaded) process into a new namespace.
-    if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
-        return Err(format!(
-            "unshare(CLONE_NEWNET): {}",
-            std::io::Error::last_os_error()
-        ));
-    }
-    let ok = Command::new("ip")
-        .args(["link", "set", "lo", "up"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if ok {
-        Ok(())
-    } else {
-        Err("ip link set lo up failed".into())
-    }
-}
 
 /// A capture running in the background; its stderr lines arrive on a channel.
 struct Running {

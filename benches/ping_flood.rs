@@ -11,71 +11,9 @@
 //! RAWKIT_BENCH_COUNT=20000 cargo bench --bench ping_flood
 //! ```
 
-use std::process::{Command, Stdio};
-use std::time::Instant;
-
-struct Run {
-    wall_s: f64,
-    max_rss_kib: i64,
-    stdout: String,
-    status: i32,
-}
-
-/// Runs a command to completion and measures its wall time and peak RSS (wait4 rusage).
-fn measure(cmd: &mut Command) -> Option<Run> {
-    let start = Instant::now();
-    let child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    let pid = child.id() as libc::pid_t;
-    let mut out = child.stdout?;
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = std::io::Read::read_to_string(&mut out, &mut s);
-        s
-    });
-    let mut status = 0;
-    // SAFETY: `rusage` is plain data the kernel fills in; `pid` is our child.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: valid pointers to live locals; waits for our own child only.
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    let wall_s = start.elapsed().as_secs_f64();
-    if r != pid {
-        return None;
-    }
-    Some(Run {
-        wall_s,
-        max_rss_kib: usage.ru_maxrss,
-        stdout: reader.join().unwrap_or_default(),
-        status: if libc::WIFEXITED(status) {
-            libc::WEXITSTATUS(status)
-        } else {
-            -1
-        },
-    })
-}
-
-fn enter_private_netns() -> Result<(), String> {
-    // SAFETY: no pointers; moves this (single) thread into a new network namespace.
-    if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
-        return Err(format!(
-            "unshare(CLONE_NEWNET): {}",
-            std::io::Error::last_os_error()
-        ));
-    }
-    let ok = Command::new("ip")
-        .args(["link", "set", "lo", "up"])
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if ok {
-        Ok(())
-    } else {
-        Err("ip link set lo up failed".into())
-    }
-}
+mod common;
+use common::{Run, enter_private_netns, measure};
+use std::process::Command;
 
 fn field(line: &str, key: &str) -> Option<f64> {
     let v: serde_json::Value = serde_json::from_str(line).ok()?;

@@ -17,6 +17,8 @@
 //! RAWKIT_BENCH_COUNT=200000 cargo bench --bench send_flood
 //! ```
 
+mod common;
+use common::enter_private_netns;
 use rawkit::packet::builder::Ipv4Builder;
 use rawkit::packet::icmp::IcmpRepr;
 use std::net::Ipv4Addr;
@@ -54,27 +56,6 @@ struct Rate {
 impl Rate {
     fn pps(&self) -> f64 {
         self.in_echos as f64 / self.secs
-    }
-}
-
-fn enter_private_netns() -> Result<(), String> {
-    // SAFETY: no pointers; moves this (single-threaded) process's only thread into a new
-    // network namespace, which the commands it spawns inherit.
-    if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
-        return Err(format!(
-            "unshare(CLONE_NEWNET): {}",
-            std::io::Error::last_os_error()
-        ));
-    }
-    let ok = Command::new("ip")
-        .args(["link", "set", "lo", "up"])
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if ok {
-        Ok(())
-    } else {
-        Err("ip link set lo up failed".into())
     }
 }
 

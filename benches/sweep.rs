@@ -22,75 +22,12 @@
 //!
 //! The network rule: every sweep here goes to 127.0.0.0/8 inside a namespace made for it.
 
-use std::process::{Command, Stdio};
-use std::time::Instant;
+mod common;
+use common::{Run, enter_private_netns, measure};
+use std::process::Command;
 
 const SLASH16: &str = "127.0.0.0/16";
 const TARGETS_16: u64 = 65_534;
-
-struct Run {
-    wall_s: f64,
-    max_rss_kib: i64,
-    stdout: String,
-    status: i32,
-}
-
-/// Runs a command to completion and measures its wall time and peak RSS (wait4 rusage).
-fn measure(cmd: &mut Command) -> Option<Run> {
-    let start = Instant::now();
-    let child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .stdin(Stdio::null())
-        .spawn()
-        .ok()?;
-    let pid = child.id() as libc::pid_t;
-    let mut out = child.stdout?;
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = std::io::Read::read_to_string(&mut out, &mut s);
-        s
-    });
-    let mut status = 0;
-    // SAFETY: `rusage` is plain data the kernel fills in.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: valid pointers to live locals; waits for our own child only.
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    let wall_s = start.elapsed().as_secs_f64();
-    if r != pid {
-        return None;
-    }
-    Some(Run {
-        wall_s,
-        max_rss_kib: usage.ru_maxrss,
-        stdout: reader.join().unwrap_or_default(),
-        status: if libc::WIFEXITED(status) {
-            libc::WEXITSTATUS(status)
-        } else {
-            -1
-        },
-    })
-}
-
-fn enter_private_netns() -> Result<(), String> {
-    // SAFETY: no pointers; moves this (single) thread into a new network namespace.
-    if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
-        return Err(format!(
-            "unshare(CLONE_NEWNET): {}",
-            std::io::Error::last_os_error()
-        ));
-    }
-    let ok = Command::new("ip")
-        .args(["link", "set", "lo", "up"])
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if ok {
-        Ok(())
-    } else {
-        Err("ip link set lo up failed".into())
-    }
-}
 
 /// `N alive` and `M unreachable` from rawkit's `Total:` line.
 fn alive_unreachable(stdout: &str) -> Option<(u64, u64)> {
