@@ -1215,9 +1215,11 @@ impl<'a> IcmpRepr<'a> {
                 gateway: packet.gateway(),
                 quote: packet.data(),
             },
-            IcmpType::SourceQuench if packet.rest_of_header() == 0 => IcmpRepr::SourceQuench {
-                quote: packet.data(),
-            },
+            IcmpType::SourceQuench if packet.rest_of_header() == 0 && code == 0 => {
+                IcmpRepr::SourceQuench {
+                    quote: packet.data(),
+                }
+            }
             t @ (IcmpType::Timestamp | IcmpType::TimestampReply)
                 if packet.data().len() == 12 && code == 0 =>
             {
