@@ -19,8 +19,6 @@ use crate::packet::fragment::Fragmenter;
 use crate::packet::icmp::{self, DstUnreachable, IcmpPacket, IcmpRepr, IcmpType, QuotedTransport};
 use crate::packet::ipv4::{IpProtocol, Ipv4Packet};
 use crate::pcap::PcapWriter;
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
 use std::net::Ipv4Addr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -42,18 +40,6 @@ pub fn payload_template(size: usize, pattern: &[u8]) -> Vec<u8> {
             }
         })
         .collect()
-}
-
-/// 64 random bits (the identifier, the cookie and the first IPv4 identification of a run).
-pub fn random_u64() -> u64 {
-    let mut h = RandomState::new().build_hasher();
-    h.write_u128(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    h.finish()
 }
 
 /// Nanoseconds since the Unix epoch (0 before it).
@@ -611,7 +597,7 @@ pub fn send_datagram(
         return if strict {
             Err(too_long(m))
         } else {
-            send_fragments(tx, datagram, dst, m)
+            send_fragments(tx, datagram, dst, m, |_| {})
         };
     }
     match tx.send_to(datagram, dst) {
@@ -630,7 +616,7 @@ pub fn send_datagram(
             if strict {
                 Err(too_long(m))
             } else {
-                send_fragments(tx, datagram, dst, m)
+                send_fragments(tx, datagram, dst, m, |_| {})
             }
         }
         Err(e) => Err(SendError::Other(format!("sendmsg: {e}"))),
@@ -648,12 +634,15 @@ pub enum SendError {
     Other(String),
 }
 
-/// Splits `datagram` into fragments that fit `mtu` (DF clear) and sends them.
-fn send_fragments(
+/// Splits `datagram` into fragments that fit `mtu` (DF clear, RFC 791: the kernel never
+/// fragments an `IP_HDRINCL` datagram) and sends them, handing each to `on_piece` once it went
+/// out (for a pcap file). Shared by ping, the sweep and traceroute.
+pub fn send_fragments(
     tx: &HdrInclSender,
     datagram: &[u8],
     dst: Ipv4Addr,
     mtu: u32,
+    mut on_piece: impl FnMut(&[u8]),
 ) -> Result<(), SendError> {
     let hl = Ipv4Packet::new_checked(datagram)
         .map(|p| p.header_len())
@@ -667,7 +656,8 @@ fn send_fragments(
     while let Some(r) = f.next_into(&mut piece) {
         let n = r.map_err(|e| other(e.to_string()))?;
         tx.send_to(&piece[..n], dst)
-            .map_err(|e| other(format!("sendmsg: {e}")))?;
+            .map_err(|e| other(format!("sendto {dst}: {e}")))?;
+        on_piece(&piece[..n]);
     }
     Ok(())
 }

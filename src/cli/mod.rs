@@ -22,6 +22,21 @@ use clap::Parser;
 /// Exit status for errors.
 pub const EXIT_ERROR: i32 = 2;
 
+/// 64 random bits for identifiers, cookies, first IPv4 identifications and ports (not for
+/// secrets): the process's hash keys, which std seeds from the OS, mixed with the clock and PID.
+pub fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
 /// rawkit: raw-socket ICMP/IPv4/UDP toolkit.
 #[derive(Debug, Parser)]
 #[command(

@@ -12,13 +12,13 @@
 //! cookie differs belongs to another program that happens to use the same identifier and is
 //! ignored, so concurrent pings never see each other's replies.
 
-use super::EXIT_ERROR;
 use super::args::{byte_dec_or_hex, int_in, seconds};
 use super::icmp_io::{
     self, EchoProbe, Event, Matcher, PcapFile, STAMP_LEN, SendError, SocketSetup, Sockets,
-    payload_template, random_u64, stamp_payload, unix_nanos,
+    payload_template, stamp_payload, unix_nanos,
 };
 use super::output::{Out, ms_f64, warn};
+use super::{EXIT_ERROR, random_u64};
 use crate::net::NetError;
 use crate::net::poll;
 use crate::net::privilege;

@@ -24,14 +24,14 @@
 
 mod report;
 
-use super::EXIT_ERROR;
 use super::icmp_io::{
     self, EchoProbe, Event, Matcher, PcapFile, SendError, SocketSetup, Sockets, payload_template,
-    random_u64, stamp_payload, unix_nanos,
+    stamp_payload, unix_nanos,
 };
 use super::output::warn;
 use super::ping::{self, Interface, PingArgs};
 use super::targets;
+use super::{EXIT_ERROR, random_u64};
 use crate::net::NetError;
 use crate::net::poll;
 use crate::net::privilege;

@@ -17,6 +17,8 @@ mod wire;
 use super::EXIT_ERROR;
 use super::args::{byte_dec_or_hex, int_in};
 use super::output::{Out, warn};
+use crate::cli::icmp_io::{SendError, send_fragments};
+use crate::cli::random_u64;
 use crate::net::NetError;
 use crate::net::filter::BpfProgram;
 use crate::net::poll;
@@ -24,7 +26,6 @@ use crate::net::privilege;
 use crate::net::resolve;
 use crate::net::route;
 use crate::net::socket::{HdrInclSender, PmtuMode, RawIcmpSocket};
-use crate::packet::fragment::Fragmenter;
 use crate::pcap::{LinkType, PcapWriter};
 use crate::probe::trace::{
     Accepted, DEFAULT_PACKET_LEN, Event, ExtObject, Flow, HEADERS_LEN, HopReport, LocalError,
@@ -35,8 +36,6 @@ use clap::Args;
 use names::{NAME_GRACE, Names};
 use serde_json::{Value, json};
 use std::collections::VecDeque;
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
 use std::net::{Ipv4Addr, UdpSocket};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::PathBuf;
@@ -213,18 +212,6 @@ pub fn engine_config(a: &TracerouteArgs) -> Result<TraceConfig, String> {
         packet_len,
         mtu_discovery: a.mtu,
     })
-}
-
-fn random_u64() -> u64 {
-    let mut h = RandomState::new().build_hasher();
-    h.write_u128(
-        SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    h.write_u32(std::process::id());
-    h.finish()
 }
 
 /// Runs `rawkit traceroute`; returns the exit status.
@@ -558,20 +545,17 @@ impl Driver {
             );
             return Ok(Sent::Done);
         }
-        let size = (mtu as usize).saturating_sub(20) / 8 * 8;
-        let datagram = self.buf[..n].to_vec();
-        let mut f = Fragmenter::new(&datagram, size.max(8)).map_err(|e| e.to_string())?;
-        let mut piece = vec![0u8; f.max_fragment_len()];
         let sent_sys = SystemTime::now();
-        while let Some(r) = f.next_into(&mut piece) {
-            let k = r.map_err(|e| e.to_string())?;
-            self.tx
-                .send_to(&piece[..k], self.template.dst)
-                .map_err(|e| format!("sendto {}: {e}", self.template.dst))?;
-            if let Some(w) = self.pcap.as_mut() {
-                let _ = w.write_packet(sent_sys, &piece[..k], k);
+        let pcap = &mut self.pcap;
+        send_fragments(&self.tx, &self.buf[..n], self.template.dst, mtu, |piece| {
+            if let Some(w) = pcap.as_mut() {
+                let _ = w.write_packet(sent_sys, piece, piece.len());
             }
-        }
+        })
+        .map_err(|e| match e {
+            SendError::TooLong(t) | SendError::Other(t) => t,
+            SendError::Queued => String::new(),
+        })?;
         self.session.sent(spec.index, sent_at);
         self.event_sent(&spec, n);
         Ok(Sent::Done)

@@ -21,8 +21,6 @@ use crate::packet::icmp::{
 use crate::packet::ipv4::{self, IpProtocol, Ipv4Option, Ipv4Packet, emit_options};
 use crate::packet::udp;
 use clap::Parser;
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
 use std::io::Read;
 use std::net::Ipv4Addr;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -57,14 +55,7 @@ pub struct Rng(u64);
 impl Rng {
     /// Seeded from the process's hash keys and the clock.
     pub fn new() -> Rng {
-        let mut h = RandomState::new().build_hasher();
-        h.write_u128(
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0),
-        );
-        Rng(h.finish() | 1)
+        Rng(crate::cli::random_u64() | 1)
     }
 
     /// Seeded with `seed` (tests).
